@@ -1,0 +1,141 @@
+"""Typed course configuration read from course.toml; every key carries its description."""
+from __future__ import annotations
+
+import hashlib
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from .errors import ConfigError
+from .paths import COURSE_TOML
+
+ACTIVATIONS = ("sigmoid", "tanh", "relu")
+CHECK_IDS = ("forward", "gradients", "minibatch", "sgd_step", "training")
+
+#: Public development secret. Real courses set BACKPROP_LAB_SECRET or the secret file; reports say
+#: when this default was in force, because anyone who reads this repository can derive the cases.
+DEV_SECRET = "backprop-lab-development-secret"
+
+
+def activation_for_year(year: int) -> str:
+    """The activation a year picks when course.toml says ``activation = "auto"``."""
+    return ACTIVATIONS[year % len(ACTIVATIONS)]
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    target_error: float = field(default=0.05, metadata={"doc": "test error the training check must reach"})
+    eval_every_epochs: float = field(default=0.25, metadata={"doc": "evaluate test error every this many epochs"})
+    budget_factor: float = field(default=4.0, metadata={"doc": "budget = max(floor, factor * reference time)"})
+    budget_floor_s: float = field(default=20.0, metadata={"doc": "the smallest training budget, seconds"})
+    max_epochs: int = field(default=10, metadata={"doc": "the grader never trains longer than this"})
+
+
+@dataclass(frozen=True)
+class HyperparamBounds:
+    n_hidden: tuple[int, int] = field(default=(16, 1024), metadata={"doc": "allowed hidden units"})
+    learning_rate: tuple[float, float] = field(default=(1e-4, 10.0), metadata={"doc": "allowed SGD step size"})
+    batch_size: tuple[int, int] = field(default=(1, 1024), metadata={"doc": "allowed minibatch size"})
+    epochs: tuple[int, int] = field(default=(1, 50), metadata={"doc": "allowed epochs"})
+
+
+@dataclass(frozen=True)
+class CourseConfig:
+    name: str = field(default="Intro to Deep Learning", metadata={"doc": "course name shown in reports"})
+    assignment: str = field(default="backprop-lab", metadata={"doc": "assignment name"})
+    year: int = field(default=2026, metadata={"doc": "release year; seeds hidden cases with the secret"})
+    activation: str = field(default="relu", metadata={"doc": "hidden activation: sigmoid, tanh or relu"})
+    rubric: dict[str, float] = field(
+        default_factory=lambda: {"forward": 15, "gradients": 35, "minibatch": 20, "sgd_step": 10, "training": 20},
+        metadata={"doc": "points per check id"},
+    )
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    bounds: HyperparamBounds = field(default_factory=HyperparamBounds)
+    secret_env: str = field(default="BACKPROP_LAB_SECRET", metadata={"doc": "env var holding the secret"})
+    secret_file: str = field(default="~/.config/backprop-lab/secret", metadata={"doc": "file holding the secret"})
+
+    @property
+    def max_score(self) -> float:
+        return float(sum(self.rubric.values()))
+
+    def with_activation(self, activation: str | None) -> "CourseConfig":
+        """This config with the activation overridden (``--activation``); None keeps it."""
+        if activation is None:
+            return self
+        if activation not in ACTIVATIONS:
+            raise ConfigError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+        return replace(self, activation=activation)
+
+    def secret(self) -> tuple[str, bool]:
+        """(secret, is_development_default). Env var first, then the secret file, then DEV_SECRET."""
+        env = os.environ.get(self.secret_env)
+        if env:
+            return env, False
+        path = Path(self.secret_file).expanduser()
+        if path.is_file():
+            text = path.read_text().strip()
+            if text:
+                return text, False
+        return DEV_SECRET, True
+
+    def seed(self, purpose: str) -> int:
+        """A 63-bit seed derived from (secret, year, activation, purpose); stable across runs."""
+        secret, _ = self.secret()
+        digest = hashlib.sha256(f"{secret}|{self.year}|{self.activation}|{purpose}".encode()).digest()
+        return int.from_bytes(digest[:8], "little") >> 1
+
+    def fingerprint(self) -> str:
+        """A short hash of everything that changes a verdict (for resumable batch grading)."""
+        secret, _ = self.secret()
+        text = repr((self.year, self.activation, sorted(self.rubric.items()), self.training, self.bounds,
+                     hashlib.sha256(secret.encode()).hexdigest()))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _take(section: dict, cls, where: str):
+    names = {f.name for f in fields(cls)}
+    unknown = set(section) - names
+    if unknown:
+        raise ConfigError(f"course.toml [{where}]: unknown key(s) {', '.join(sorted(unknown))}; "
+                          f"known: {', '.join(sorted(names))}")
+    kwargs = {}
+    for key, value in section.items():
+        kwargs[key] = tuple(value) if isinstance(value, list) else value
+    return cls(**kwargs)
+
+
+def load_config(path: Path | str | None = None, activation: str | None = None) -> CourseConfig:
+    """Read course.toml (default: the project's) and apply an optional activation override."""
+    path = Path(path) if path else Path(os.environ.get("BACKPROP_LAB_COURSE", COURSE_TOML))
+    if not path.is_file():
+        raise ConfigError(f"course config {path} not found; create it (see course.toml in the project) "
+                          "or point BACKPROP_LAB_COURSE at one")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    course = raw.get("course", {})
+    year = int(course.get("year", 2026))
+    act = course.get("activation", "relu")
+    if act == "auto":
+        act = activation_for_year(year)
+    if act not in ACTIVATIONS:
+        raise ConfigError(f"{path}: [course] activation = {act!r}; choose sigmoid, tanh, relu or auto")
+    rubric = {k: float(v) for k, v in raw.get("rubric", {}).items()} or CourseConfig().rubric
+    missing = [c for c in CHECK_IDS if c not in rubric]
+    if missing:
+        raise ConfigError(f"{path}: [rubric] is missing {', '.join(missing)}; give each check its points")
+    secret = raw.get("secret", {})
+    cfg = CourseConfig(
+        name=str(course.get("name", CourseConfig.name)),
+        assignment=str(course.get("assignment", CourseConfig.assignment)),
+        year=year,
+        activation=act,
+        rubric=rubric,
+        training=_take(raw.get("training", {}), TrainingConfig, "training"),
+        bounds=_take(raw.get("hyperparam_bounds", {}), HyperparamBounds, "hyperparam_bounds"),
+        secret_env=str(secret.get("env", CourseConfig.secret_env)),
+        secret_file=str(secret.get("secret_file", CourseConfig.secret_file)),
+    )
+    return cfg.with_activation(activation)
