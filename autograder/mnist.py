@@ -181,6 +181,13 @@ class _Progress:
 
     def __exit__(self, *exc) -> None:
         if self._p is not None:
+            if exc[0] is not None:  # on failure leave stderr to the one-line error
+                if self._p.console.is_terminal:
+                    for task in self._p.task_ids:
+                        self._p.update(task, visible=False)
+                    self._p.live.transient = True
+                else:
+                    self._p.console.quiet = True
             self._p.__exit__(*exc)
             self._p = None
 
