@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 from types import ModuleType
 
@@ -35,3 +36,19 @@ def load_reference(activation: str, path: Path | str | None = None) -> ModuleTyp
     module.ACTIVATION = activation
     module.HYPERPARAMS = dict(module.SUGGESTED_HYPERPARAMS[activation])
     return module
+
+
+ACTIVATION_LINE = re.compile(r'^ACTIVATION = .*$', re.MULTILINE)
+
+
+def set_activation_line(source: str, activation: str) -> str:
+    """``source`` with its top-level ``ACTIVATION = ...`` line set to ``activation`` (exactly one)."""
+    new, count = ACTIVATION_LINE.subn(f'ACTIVATION = "{activation}"', source, count=1)
+    if count != 1:
+        raise ConfigError("the reference has no top-level `ACTIVATION = ...` line to set")
+    return new
+
+
+def reference_source(activation: str) -> str:
+    """The reference's source text with this activation (for running it as a submission)."""
+    return set_activation_line(REFERENCE_PATH.read_text(), activation)

@@ -1,0 +1,83 @@
+"""What every check shares: the grading context, turning a failed call into words, point splits."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from ..config import CourseConfig
+from ..results import CheckResult
+from ..worker.session import Reply, WorkerSession
+
+CALL_TIMEOUT = 20.0
+
+
+@dataclass
+class Context:
+    """What a check may use: the course config, the hidden reference, and the student's worker."""
+    config: CourseConfig
+    ref: ModuleType
+    session: WorkerSession
+    mutations: dict[str, set[str]] = field(default_factory=dict)  # function -> inputs it changed
+    succeeded: set[str] = field(default_factory=set)              # functions that returned at least once
+
+    def note_mutation(self, function: str, reply: Reply) -> None:
+        if reply.ok:
+            self.succeeded.add(function)
+        changed = reply.meta.get("mutated") if reply.ok else None
+        if isinstance(changed, list) and changed:
+            self.mutations.setdefault(function, set()).update(str(c)[:40] for c in changed[:10])
+
+
+def explain_failure(function: str, reply: Reply) -> str:
+    """A failed call in the words a TA would use, with the student's own error text."""
+    if reply.kind == "not_implemented":
+        return (f"{function} is not implemented yet (it raised NotImplementedError: {reply.error}). "
+                "Fill in the stub in mlp.py; the public tests (`python -m pytest` in assignment/) check it first.")
+    if reply.kind == "syntax":
+        return f"mlp.py has a syntax error: {reply.error}. Run `python mlp.py` to see it."
+    if reply.kind == "memory":
+        return f"{function} ran out of memory (the limit is stated in the report); avoid huge intermediate arrays."
+    if reply.kind in ("timeout", "crashed", "protocol"):
+        return reply.error
+    trace = f"\n{reply.traceback.strip()}" if reply.traceback else ""
+    return f"{function} raised {reply.error}{trace}"
+
+
+def split_points(total: float, labels: list[str]) -> list[float]:
+    """Split a check's points evenly over its tests (last one takes the rounding)."""
+    if not labels:
+        return []
+    each = round(total / len(labels), 4)
+    return [each] * (len(labels) - 1) + [round(total - each * (len(labels) - 1), 4)]
+
+
+def zero_results(check_id: str, labels: list[str], total: float, message: str,
+                 diagnoses: list[str] | None = None) -> list[CheckResult]:
+    """Every test of a check failed for the same reason (not implemented, crash, ...)."""
+    return [CheckResult(check_id, label, 0.0, pts, message, list(diagnoses or []))
+            for label, pts in zip(labels, split_points(total, labels))]
+
+
+def failure_tag(reply: Reply) -> list[str]:
+    return {"not_implemented": ["not_implemented"], "timeout": ["timeout"], "crashed": ["crashed"],
+            "memory": ["memory"], "syntax": ["syntax_error"], "protocol": ["hostile_protocol"]}.get(
+                reply.kind, ["exception"])
+
+
+def param_arrays(params: dict[str, np.ndarray], prefix: str = "") -> dict[str, np.ndarray]:
+    return {prefix + k: np.asarray(v) for k, v in params.items()}
+
+
+def fmt(x: float) -> str:
+    return f"{x:.2e}"
+
+
+def evidence_float(x: Any) -> float | None:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if np.isfinite(v) else None

@@ -1,0 +1,111 @@
+"""Check 'forward': probabilities against the hidden reference on public and hidden cases."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..boundary import check_array, tolerance
+from ..config import ACTIVATIONS
+from ..results import CheckResult
+from .cases import Case, hidden_cases, make_case, public_toy
+from .common import CALL_TIMEOUT, Context, explain_failure, failure_tag, split_points
+from .known_bugs import activate
+
+LABELS = ["public toy case", "hidden cases (incl. N=1)", "large logits (numerical stability)"]
+
+
+def _softmax(z: np.ndarray, axis: int) -> np.ndarray:
+    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _variants(case: Case, activation: str) -> list[tuple[str, str, np.ndarray]]:
+    """Outputs of classic forward bugs on ``case``: (bug id, TA sentence, probs)."""
+    p, X = case.params, case.X
+    out = []
+    for other in ACTIVATIONS:
+        if other != activation:
+            h = activate(X @ p["W"].T + p["b"], other)
+            out.append(("wrong_activation", f"your hidden layer uses {other}, but this year's activation is "
+                        f"{activation} (see ACTIVATION at the top of mlp.py)", _softmax(h @ p["V"].T + p["c"], 1)))
+    h = activate(X @ p["W"].T + p["b"], activation)
+    logits = h @ p["V"].T + p["c"]
+    out += [
+        ("forward_missing_b", "the hidden layer ignores the bias b (a = X W^T + b)",
+         _softmax(activate(X @ p["W"].T, activation) @ p["V"].T + p["c"], 1)),
+        ("forward_missing_c", "the output layer ignores the bias c (logits = h V^T + c)", _softmax(h @ p["V"].T, 1)),
+        ("softmax_wrong_axis", "the softmax normalises over the batch axis (columns) instead of over the "
+         "classes of each example (rows): use axis=1", _softmax(logits, 0)),
+        ("no_softmax", "you return the logits: apply the softmax to turn them into probabilities", logits),
+        ("no_hidden_activation", "the hidden layer has no activation: h = f(a), not h = a",
+         _softmax((X @ p["W"].T + p["b"]) @ p["V"].T + p["c"], 1)),
+    ]
+    return out
+
+
+def diagnose_probs(probs: np.ndarray, case: Case, activation: str) -> tuple[list[str], str]:
+    """Name the forward bug behind wrong ``probs`` (N, n_out)."""
+    for bug_id, text, variant in _variants(case, activation):
+        if variant.shape == probs.shape and np.allclose(probs, variant, rtol=1e-5, atol=1e-8):
+            return [bug_id], text
+    sums = probs.sum(axis=1)
+    if not np.allclose(sums, 1.0, atol=1e-5):
+        return ["rows_not_normalised"], (f"rows of probs do not sum to 1 (row sums from {sums.min():.4g} to "
+                                         f"{sums.max():.4g}): the softmax must normalise each row")
+    return [], ""
+
+
+def _one(ctx: Context, case: Case, label: str, points: float) -> CheckResult:
+    act = ctx.config.activation
+    reply = ctx.session.call("forward", case.params | {"X": case.X}, timeout=CALL_TIMEOUT)
+    ctx.note_mutation("forward", reply)
+    if not reply.ok:
+        return CheckResult("forward", label, 0.0, points, f"{case.name}: {explain_failure('forward', reply)}",
+                           failure_tag(reply))
+    problems = reply.meta.get("problems") or []
+    n_out = case.params["V"].shape[0]
+    checked = check_array("probs", reply.arrays, "probs", (case.n, n_out), allow_nonfinite=True,
+                          type_info=reply.meta.get("probs_type"))
+    if not checked.ok:
+        text = "; ".join([str(p) for p in problems[:2]] + [checked.problem])
+        tag = ["wrong_shape"] if "shape" in checked.problem else ["wrong_type"]
+        return CheckResult("forward", label, 0.0, points, f"{case.name}: {text}", tag)
+    probs = checked.value
+    expected, _ = ctx.ref.forward(case.params, case.X)
+    if checked.nonfinite:
+        overflow = bool(np.abs(case.params["V"]).max() > 50)  # only the large-logit case has such V
+        text = ("probs contain NaN or inf" + (": your softmax overflows on large logits. Subtract each row's "
+                "maximum logit before np.exp; the result is the same, and exp never sees a large number"
+                if overflow else ""))
+        return CheckResult("forward", label, 0.0, points, f"{case.name}: {text}",
+                           ["softmax_overflow" if overflow else "nan_inf"])
+    rtol = tolerance(probs.dtype, 1e-6, 1e-4)
+    atol = tolerance(probs.dtype, 1e-9, 1e-6)
+    err = float(np.max(np.abs(probs - expected) / (atol + rtol * np.abs(expected))))
+    evidence = {"max_abs_error": float(np.max(np.abs(probs - expected))), "dtype": str(probs.dtype)}
+    if err <= 1.0:
+        return CheckResult("forward", label, points, points,
+                           f"{case.name}: probs match the reference (max |difference| "
+                           f"{evidence['max_abs_error']:.1e}, dtype {probs.dtype}).", evidence=evidence)
+    tags, text = diagnose_probs(probs.astype(np.float64), case, act)
+    text = text or "probs differ from the reference; check each step: a, h = f(a), logits, softmax"
+    return CheckResult("forward", label, 0.0, points,
+                       f"{case.name}: {text} (max |difference| from the reference "
+                       f"{evidence['max_abs_error']:.3g}).", tags or ["forward_wrong"], evidence)
+
+
+def run(ctx: Context) -> list[CheckResult]:
+    act = ctx.config.activation
+    pts = split_points(ctx.config.rubric["forward"], LABELS)
+    results = [_one(ctx, public_toy(act), LABELS[0], pts[0])]
+    worst = None
+    for case in hidden_cases(ctx.config, "forward"):
+        r = _one(ctx, case, LABELS[1], pts[1])
+        if not r.passed:
+            worst = r
+            break
+    results.append(worst or CheckResult("forward", LABELS[1], pts[1], pts[1],
+                                        "all hidden cases (including N=1) match the reference."))
+    rng = np.random.default_rng(ctx.config.seed("forward-large"))
+    big = make_case("large-logit case (logits in the hundreds)", rng, 8, 6, 5, 5, act, logit_scale=400.0)
+    results.append(_one(ctx, big, LABELS[2], pts[2]))
+    return results

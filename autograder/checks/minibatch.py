@@ -1,0 +1,135 @@
+"""Check 'minibatch': batch gradient = mean of per-example gradients, rows independent, N=1 and odd N,
+inputs not mutated."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..boundary import check_array, tolerance
+from ..gradcheck import best_scale, relative_error
+from ..results import CheckResult
+from .cases import PARAM_KEYS, Case, make_case, reference_gradients
+from .common import CALL_TIMEOUT, Context, explain_failure, failure_tag, split_points
+
+LABELS = ["mean of per-example gradients", "rows independent", "N=1 and odd N", "inputs not mutated"]
+
+
+def _grads(ctx: Context, case: Case) -> tuple[dict[str, np.ndarray] | None, str, list[str]]:
+    reply = ctx.session.call("forward_backward", case.params | {"X": case.X, "Y": case.Y}, timeout=CALL_TIMEOUT)
+    ctx.note_mutation("forward/backward", reply)
+    if not reply.ok:
+        return None, explain_failure("forward/backward", reply), failure_tag(reply)
+    types = reply.meta.get("backward_types") or {}
+    grads = {}
+    for key in PARAM_KEYS:
+        checked = check_array(f"dL/d{key}", reply.arrays, f"grad_{key}", case.params[key].shape,
+                              type_info=types.get(key) if isinstance(types, dict) else None)
+        if not checked.ok:
+            return None, f"{case.name}: {checked.problem}", ["wrong_shape"]
+        grads[key] = checked.value
+    return grads, "", []
+
+
+def _mean_of_examples(ctx: Context, case: Case, points: float) -> CheckResult:
+    label = LABELS[0]
+    batch, why, tags = _grads(ctx, case)
+    if batch is None:
+        return CheckResult("minibatch", label, 0.0, points, why, tags)
+    singles = []
+    for i in range(case.n):
+        one = Case(f"example {i}", case.params, case.X[i:i + 1], case.Y[i:i + 1])
+        g, why, tags = _grads(ctx, one)
+        if g is None:
+            return CheckResult("minibatch", label, 0.0, points, f"on a single example: {why}", tags)
+        singles.append(g)
+    worst_key, worst = max(((k, relative_error(batch[k], np.mean([s[k] for s in singles], axis=0)))
+                            for k in PARAM_KEYS), key=lambda kv: kv[1])
+    tol = 1e-8 if all(v.dtype == np.float64 for v in batch.values()) else 1e-4  # float32: rounding
+    evidence = {"relative_error": worst, "parameter": worst_key}
+    if worst <= tol:
+        return CheckResult("minibatch", label, points, points,
+                           f"the gradient of a batch of {case.n} equals the mean of its {case.n} per-example "
+                           f"gradients (worst relative error {worst:.1e}).", [], evidence)
+    mean = np.mean([s[worst_key] for s in singles], axis=0)
+    scale, residual = best_scale(batch[worst_key].astype(np.float64), mean)
+    if residual < 1e-6 and abs(scale - case.n) < 1e-3 * case.n:
+        text, tag = (f"the batch gradient dL/d{worst_key} is the SUM of the per-example gradients, N={case.n} "
+                     "times their mean: the loss is the mean over the batch, so divide by N"), "grad_factor_n"
+    elif residual < 1e-6 and abs(scale * case.n - 1) < 1e-3:
+        text, tag = (f"the batch gradient dL/d{worst_key} is 1/N of the mean of per-example gradients: you "
+                     "divide by N twice"), "grad_factor_1_over_n"
+    else:
+        text, tag = (f"the batch gradient dL/d{worst_key} is not the mean of the per-example gradients "
+                     f"(relative error {worst:.2e}): some step mixes examples or drops part of the batch"), \
+            "batch_not_mean"
+    return CheckResult("minibatch", label, 0.0, points, text, [tag], evidence)
+
+
+def _rows_independent(ctx: Context, case: Case, points: float) -> CheckResult:
+    label = LABELS[1]
+    first = ctx.session.call("forward", case.params | {"X": case.X}, timeout=CALL_TIMEOUT)
+    X2 = case.X.copy()
+    X2[0] += 3.0
+    second = ctx.session.call("forward", case.params | {"X": X2}, timeout=CALL_TIMEOUT)
+    for r in (first, second):
+        ctx.note_mutation("forward", r)
+        if not r.ok:
+            return CheckResult("minibatch", label, 0.0, points, explain_failure("forward", r), failure_tag(r))
+    shape = (case.n, case.params["V"].shape[0])
+    a = check_array("probs", first.arrays, "probs", shape)
+    b = check_array("probs", second.arrays, "probs", shape)
+    if not (a.ok and b.ok):
+        return CheckResult("minibatch", label, 0.0, points, a.problem or b.problem, ["wrong_shape"])
+    changed = np.abs(a.value[1:] - b.value[1:]).max()
+    tol = tolerance(a.value.dtype, 1e-12, 1e-6)
+    if changed <= tol:
+        return CheckResult("minibatch", label, points, points,
+                           "changing example 0 leaves the probabilities of the other examples unchanged.")
+    return CheckResult("minibatch", label, 0.0, points,
+                       f"changing only example 0 changed the probabilities of OTHER examples (by up to "
+                       f"{changed:.2e}): each row must depend only on its own input. A softmax or a "
+                       "normalisation over axis=0 (the batch) does this; use axis=1.", ["rows_depend_on_each_other"])
+
+
+def _sizes(ctx: Context, cases: list[Case], points: float) -> CheckResult:
+    label = LABELS[2]
+    for case in cases:
+        grads, why, tags = _grads(ctx, case)
+        if grads is None:
+            return CheckResult("minibatch", label, 0.0, points, f"{case.name}: {why}", tags)
+        truth = reference_gradients(ctx.ref, case)
+        for key in PARAM_KEYS:
+            err = relative_error(grads[key], truth[key])
+            if err > tolerance(grads[key].dtype, 1e-6, 1e-4):
+                return CheckResult("minibatch", label, 0.0, points,
+                                   f"{case.name}: dL/d{key} is wrong (relative error {err:.2e}) though the "
+                                   "shapes are right; check sums and means over the batch axis for this N.",
+                                   ["batch_size_dependent"])
+    return CheckResult("minibatch", label, points, points, "gradients are right for N=1 and for an odd N.")
+
+
+def _not_mutated(ctx: Context, points: float) -> CheckResult:
+    label = LABELS[3]
+    if not {"forward", "forward/backward"} & ctx.succeeded:
+        return CheckResult("minibatch", label, 0.0, points, "could not be checked: forward/backward never "
+                           "completed (see the other tests).", ["not_checked"])
+    if not ctx.mutations:
+        return CheckResult("minibatch", label, points, points,
+                           "forward and backward left their inputs (params, X, Y) unchanged.")
+    where = "; ".join(f"{fn} changed {', '.join(sorted(names))}" for fn, names in sorted(ctx.mutations.items()))
+    return CheckResult("minibatch", label, 0.0, points,
+                       f"{where}. Functions must not modify their inputs in place (e.g. `X -= ...` or "
+                       "`params['W'] *= ...`); compute new arrays instead.", ["input_mutated"])
+
+
+def run(ctx: Context) -> list[CheckResult]:
+    act = ctx.config.activation
+    pts = split_points(ctx.config.rubric["minibatch"], LABELS)
+    rng = np.random.default_rng(ctx.config.seed("minibatch"))
+    n_in, n_hidden, n_out = int(rng.integers(4, 20)), int(rng.integers(3, 12)), int(rng.integers(2, 8))
+    batch = make_case("batch of 6", rng, n_in, n_hidden, n_out, 6, act)
+    results = [_mean_of_examples(ctx, batch, pts[0]), _rows_independent(ctx, batch, pts[1])]
+    sizes = [make_case("N=1", rng, n_in, n_hidden, n_out, 1, act),
+             make_case("N=7", rng, n_in, n_hidden, n_out, 7, act)]
+    results.append(_sizes(ctx, sizes, pts[2]))
+    results.append(_not_mutated(ctx, pts[3]))
+    return results

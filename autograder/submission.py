@@ -1,0 +1,174 @@
+"""Turn what a student handed in (.py, .ipynb, .zip or a folder) into one mlp.py source."""
+from __future__ import annotations
+
+import json
+import re
+import stat
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from .errors import SubmissionError
+
+MAX_SOURCE_BYTES = 2 * 1024**2        # an mlp.py larger than this is not a real answer
+MAX_ZIP_MEMBERS = 2000
+MAX_ZIP_TOTAL = 200 * 1024**2         # uncompressed bytes we are willing to look through
+MAX_RATIO = 200                        # compression ratio above which a member is a zip bomb
+MAGIC = re.compile(r"^\s*(%|!)")
+
+
+@dataclass
+class Submission:
+    """The student's code as one Python source, and notes on how it was obtained."""
+    source: str
+    origin: str
+    notes: list[str] = field(default_factory=list)
+
+
+def notebook_to_source(text: str, name: str) -> tuple[str, list[str]]:
+    """Join a notebook's code cells, dropping IPython magics (``%...``) and shell lines (``!...``)."""
+    try:
+        nb = json.loads(text)
+    except ValueError as exc:
+        raise SubmissionError(f"{name} is not a readable notebook (invalid JSON: {exc}); "
+                              "re-save it from Jupyter or submit mlp.py instead") from None
+    cells = nb.get("cells") if isinstance(nb, dict) else None
+    if not isinstance(cells, list):
+        raise SubmissionError(f"{name} has no notebook cells; submit mlp.py instead")
+    parts, dropped = [], 0
+    for cell in cells:
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        src = cell.get("source", "")
+        src = "".join(src) if isinstance(src, list) else str(src)
+        lines = []
+        for line in src.splitlines():
+            if MAGIC.match(line):
+                dropped += 1
+                lines.append("pass  # dropped by the grader: " + line.strip()[:60].replace("\\", "/"))
+            else:
+                lines.append(line)
+        parts.append("\n".join(lines))
+    notes = [f"graded the code cells of notebook {name}"]
+    if dropped:
+        notes.append(f"{dropped} IPython magic/shell line(s) (starting with % or !) were dropped")
+    return "\n\n".join(parts) + "\n", notes
+
+
+def _decode(data: bytes, name: str) -> str:
+    if len(data) > MAX_SOURCE_BYTES:
+        raise SubmissionError(f"{name} is {len(data) // 1024} KiB; an mlp.py over "
+                              f"{MAX_SOURCE_BYTES // 1024**2} MiB is not accepted")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def _from_file_bytes(data: bytes, name: str) -> Submission:
+    if name.endswith(".ipynb"):
+        source, notes = notebook_to_source(_decode(data, name), name)
+        return Submission(source, name, notes)
+    return Submission(_decode(data, name), name)
+
+
+def _pick(names: list[str], where: str) -> str:
+    """Choose the file to grade among candidate names: mlp.py first, then one .py, then one .ipynb."""
+    def base(n: str) -> str:
+        return PurePosixPath(n).name
+
+    visible = [n for n in names if not any(part.startswith((".", "__MACOSX")) for part in PurePosixPath(n).parts)]
+    for wanted in ("mlp.py",):
+        hits = sorted((n for n in visible if base(n) == wanted), key=lambda n: (n.count("/"), n))
+        if hits:
+            return hits[0]
+    notebooks = [n for n in visible if n.endswith(".ipynb") and ".ipynb_checkpoints" not in n]
+    pys = [n for n in visible if n.endswith(".py") and not base(n).startswith("test_") and base(n) != "conftest.py"]
+    if len(notebooks) == 1 and not pys:
+        return notebooks[0]
+    if len(pys) == 1:
+        return pys[0]
+    if not pys and not notebooks:
+        raise SubmissionError(f"{where} contains no mlp.py (nor a .py or .ipynb file); submit your mlp.py")
+    raise SubmissionError(f"{where} has no mlp.py and several candidates ({', '.join(sorted(pys + notebooks)[:5])}); "
+                          "name the file to grade mlp.py")
+
+
+def _from_zip(path: Path) -> Submission:
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise SubmissionError(f"{path.name} is not a readable zip ({exc}); re-create it or submit mlp.py") from None
+    with zf:
+        infos = [i for i in zf.infolist() if not i.is_dir()]
+        if not infos:
+            raise SubmissionError(f"{path.name} is an empty zip; put your mlp.py in it")
+        if len(infos) > MAX_ZIP_MEMBERS:
+            raise SubmissionError(f"{path.name} has {len(infos)} files; submit just mlp.py")
+        safe = {}
+        for info in infos:
+            name = info.filename
+            pure = PurePosixPath(name.replace("\\", "/"))
+            if pure.is_absolute() or ".." in pure.parts:
+                continue  # path traversal: never used, noted below
+            if stat.S_ISLNK(info.external_attr >> 16):
+                continue
+            safe[str(pure)] = info
+        if not safe:
+            raise SubmissionError(f"{path.name} only has unsafe entries (absolute paths, '..', links); "
+                                  "zip your mlp.py again")
+        chosen = _pick(list(safe), path.name)
+        info = safe[chosen]
+        if info.file_size > MAX_SOURCE_BYTES or (info.compress_size and info.file_size / info.compress_size > MAX_RATIO
+                                                 and info.file_size > 1024**2):
+            raise SubmissionError(f"{path.name}: {chosen} would unpack to {info.file_size} bytes; "
+                                  "that is not a real mlp.py (zip bomb?)")
+        with zf.open(info) as fh:
+            data = fh.read(MAX_SOURCE_BYTES + 1)
+        sub = _from_file_bytes(data, chosen)
+        sub.origin = f"{path.name}:{chosen}"
+        skipped = len(infos) - len(safe)
+        if skipped:
+            sub.notes.append(f"{skipped} unsafe zip entr{'y was' if skipped == 1 else 'ies were'} ignored "
+                             "(absolute path, '..' or link)")
+        return sub
+
+
+def load_submission(path: Path | str) -> Submission:
+    """Read a submission from a .py, .ipynb, .zip or folder; SubmissionError says what is wrong."""
+    path = Path(path)
+    if not path.exists():
+        raise SubmissionError(f"submission {path} does not exist; check the path")
+    if path.is_dir():
+        files = [str(p.relative_to(path)) for p in path.rglob("*") if p.is_file() and not p.is_symlink()]
+        if not files:
+            raise SubmissionError(f"folder {path} is empty; it should contain mlp.py")
+        candidates = [f for f in files if f.endswith((".py", ".ipynb"))]
+        if not candidates:
+            zips = [f for f in files if f.endswith(".zip")]
+            if len(zips) == 1:
+                return _from_zip(path / zips[0])
+        chosen = _pick(candidates, f"folder {path}")
+        return _from_file_bytes((path / chosen).read_bytes()[:MAX_SOURCE_BYTES + 1], chosen)
+    suffix = path.suffix.lower()
+    if suffix == ".zip":
+        return _from_zip(path)
+    if suffix in (".py", ".ipynb"):
+        if path.stat().st_size == 0:
+            raise SubmissionError(f"{path.name} is empty; it should contain your mlp.py code")
+        with open(path, "rb") as fh:
+            return _from_file_bytes(fh.read(MAX_SOURCE_BYTES + 1), path.name)
+    raise SubmissionError(f"{path.name}: unsupported submission type {suffix or '(no suffix)'}; "
+                          "submit mlp.py, a notebook (.ipynb), a .zip or a folder")
+
+
+def syntax_error(source: str) -> str | None:
+    """The syntax error of ``source`` as one line, or None. Uses compile() only; nothing runs."""
+    try:
+        compile(source, "mlp.py", "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        line = (exc.text or "").strip()
+        return f"line {exc.lineno}: {exc.msg}" + (f": {line[:80]}" if line else "")
+    except ValueError as exc:  # e.g. null bytes
+        return str(exc)
+    return None

@@ -1,0 +1,281 @@
+"""The worker side of the grading boundary: imports the student's mlp.py and answers requests.
+
+Runs inside the sandbox as its own script (stdlib + numpy only, never imports the grader).
+Protocol: the parent writes one JSON request per line on stdin; this script answers one JSON line
+on its private copy of stdout. Arrays travel as ``.npz`` files in the scratch folder, written with
+``np.savez`` (no pickles). Student prints go to ``student_output.log``, never to the protocol.
+
+Nothing this process says is trusted: the parent validates every array and computes every verdict.
+"""
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+
+import numpy as np
+
+PARAM_KEYS = ("W", "b", "V", "c")
+MAX_TEXT = 4000
+
+
+def _short(text):
+    text = str(text)
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "\n... (cut)"
+
+
+class Harness:
+    def __init__(self, proto, scratch):
+        self.proto = proto
+        self.scratch = scratch
+        self.module = None
+
+    # ---- plumbing -------------------------------------------------------------------------
+    def reply(self, message):
+        self.proto.write(json.dumps(message) + "\n")
+        self.proto.flush()
+
+    def load_npz(self, name):
+        with np.load(os.path.join(self.scratch, name), allow_pickle=False) as data:
+            return {k: np.array(data[k]) for k in data.files}
+
+    def save_npz(self, name, arrays):
+        path = os.path.join(self.scratch, name)
+        tmp = path + ".tmp.npz"
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+
+    @staticmethod
+    def describe(value):
+        """Type facts about a returned value, for the parent's feedback."""
+        info = {"type": type(value).__module__ + "." + type(value).__qualname__}
+        if isinstance(value, np.ndarray):
+            info.update(exact_ndarray=type(value) is np.ndarray, shape=list(value.shape), dtype=str(value.dtype))
+        return info
+
+    def arrays_from(self, value, prefix, meta, what):
+        """Plain copies of the arrays in ``value`` (a dict of arrays) keyed ``prefix + key``."""
+        out = {}
+        if not isinstance(value, dict):
+            meta.setdefault("problems", []).append(f"{what} returned {type(value).__name__}, not a dict")
+            return out
+        meta[what + "_keys"] = sorted(str(k) for k in value.keys())[:20]
+        for key, arr in value.items():
+            if key not in PARAM_KEYS:
+                continue
+            meta.setdefault(what + "_types", {})[key] = self.describe(arr)
+            if isinstance(arr, np.ndarray) or np.isscalar(arr):
+                out[prefix + key] = np.array(np.asarray(arr).view(np.ndarray), copy=True)
+        return out
+
+    def probs_from(self, value, meta):
+        """Split forward's return into probs (an array) and cache; records what it was."""
+        if not (isinstance(value, tuple) and len(value) == 2):
+            meta.setdefault("problems", []).append(
+                f"forward returned {type(value).__name__}"
+                + (f" of length {len(value)}" if isinstance(value, (tuple, list)) else "")
+                + ", not the pair (probs, cache)")
+            if isinstance(value, np.ndarray):
+                return {"probs": np.array(value.view(np.ndarray), copy=True)}, None
+            return {}, None
+        probs, cache = value
+        meta["probs_type"] = self.describe(probs)
+        if isinstance(probs, np.ndarray):
+            return {"probs": np.array(probs.view(np.ndarray), copy=True)}, cache
+        return {}, cache
+
+    @staticmethod
+    def mutated(before, after_objects):
+        """Names of inputs whose values changed during a student call."""
+        changed = []
+        for name, copy in before.items():
+            obj = after_objects[name]
+            try:
+                same = np.array_equal(np.asarray(obj).view(np.ndarray), copy, equal_nan=True)
+            except Exception:  # the object itself became something else
+                same = False
+            if not same:
+                changed.append(name)
+        return changed
+
+    # ---- operations -----------------------------------------------------------------------
+    def op_load(self, req):
+        import importlib.util
+        path = os.path.join(self.scratch, "submission", "mlp.py")
+        spec = importlib.util.spec_from_file_location("mlp", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["mlp"] = module
+        sys.path.insert(0, os.path.dirname(path))
+        spec.loader.exec_module(module)
+        self.module = module
+        activation = req.get("activation")
+        if activation and isinstance(getattr(module, "ACTIVATION", None), str):
+            module.ACTIVATION = activation
+        missing = [n for n in ("init_params", "forward", "backward", "sgd_step")
+                   if not callable(getattr(module, n, None))]
+        hp = getattr(module, "HYPERPARAMS", None)
+        clean_hp = None
+        if isinstance(hp, dict):
+            clean_hp = {}
+            for k, v in list(hp.items())[:20]:
+                if isinstance(k, str) and isinstance(v, (int, float, np.integer, np.floating)) \
+                        and not isinstance(v, bool):
+                    clean_hp[k[:40]] = float(v)
+        return {"missing": missing, "hyperparams": clean_hp,
+                "hyperparams_type": type(hp).__name__,
+                "activation": str(getattr(module, "ACTIVATION", ""))[:20]}
+
+    def op_forward(self, req):
+        data = self.load_npz(req["in"])
+        params = {k: data[k] for k in PARAM_KEYS if k in data}
+        X = data["X"]
+        before = {"X": X.copy(), **{"params." + k: v.copy() for k, v in params.items()}}
+        result = self.module.forward(params, X)
+        meta = {}
+        arrays, _ = self.probs_from(result, meta)
+        meta["mutated"] = self.mutated(before, {"X": X, **{"params." + k: params[k] for k in params}})
+        self.save_npz(req["out"], arrays)
+        return meta
+
+    def op_forward_backward(self, req):
+        data = self.load_npz(req["in"])
+        params = {k: data[k] for k in PARAM_KEYS}
+        X, Y = data["X"], data["Y"]
+        before = {"X": X.copy(), "Y": Y.copy(), **{"params." + k: v.copy() for k, v in params.items()}}
+        meta = {}
+        arrays, cache = self.probs_from(self.module.forward(params, X), meta)
+        grads = self.module.backward(params, cache, Y)
+        arrays.update(self.arrays_from(grads, "grad_", meta, "backward"))
+        meta["mutated"] = self.mutated(before, {"X": X, "Y": Y, **{"params." + k: params[k] for k in params}})
+        self.save_npz(req["out"], arrays)
+        return meta
+
+    def op_fd_student(self, req):
+        """Finite differences of the student's OWN loss (for diagnosis only)."""
+        data = self.load_npz(req["in"])
+        params = {k: np.array(data[k], dtype=np.float64) for k in PARAM_KEYS}
+        X, Y = data["X"], data["Y"]
+        h = float(req.get("h", 1e-5))
+
+        def loss():
+            probs, _ = self.module.forward(params, X)
+            picked = np.sum(np.asarray(probs, dtype=np.float64) * Y, axis=1)
+            return float(-np.mean(np.log(np.maximum(picked, 1e-300))))
+
+        out = {}
+        for key in PARAM_KEYS:
+            flat = params[key].reshape(-1)
+            grad = np.zeros(flat.size)
+            for i in range(flat.size):
+                old = flat[i]
+                flat[i] = old + h
+                plus = loss()
+                flat[i] = old - h
+                minus = loss()
+                flat[i] = old
+                grad[i] = (plus - minus) / (2 * h)
+            out["fd_" + key] = grad.reshape(params[key].shape)
+        self.save_npz(req["out"], out)
+        return {}
+
+    def op_sgd_step(self, req):
+        data = self.load_npz(req["in"])
+        params = {k: data["p_" + k] for k in PARAM_KEYS}
+        grads = {k: data["g_" + k] for k in PARAM_KEYS}
+        lr = float(req["learning_rate"])
+        before = {"grads." + k: v.copy() for k, v in grads.items()}
+        meta = {}
+        new = self.module.sgd_step(params, grads, lr)
+        arrays = self.arrays_from(new, "new_", meta, "sgd_step")
+        meta["returned_same_dict"] = new is params
+        meta["mutated"] = self.mutated(before, {"grads." + k: grads[k] for k in grads})
+        self.save_npz(req["out"], arrays)
+        return meta
+
+    def op_init_params(self, req):
+        rng = np.random.default_rng(int(req["seed"]))
+        meta = {}
+        params = self.module.init_params(int(req["n_in"]), int(req["n_hidden"]), int(req["n_out"]), rng)
+        self.save_npz(req["out"], self.arrays_from(params, "", meta, "init_params"))
+        return meta
+
+    def op_train(self, req):
+        """The grader's own SGD loop over the student's functions; checkpoints at eval points."""
+        X = np.load(req["train_X"], mmap_mode="r", allow_pickle=False)
+        y = np.load(req["train_y"], mmap_mode="r", allow_pickle=False)
+        n_hidden, lr, batch = int(req["n_hidden"]), float(req["learning_rate"]), int(req["batch_size"])
+        rng = np.random.default_rng(int(req["seed"]))
+        eye = np.eye(10)
+        params = self.module.init_params(X.shape[1], n_hidden, 10, rng)
+        steps_per_epoch = X.shape[0] // batch
+        eval_steps = set(int(s) for s in req["eval_steps"])
+        last = max(eval_steps)
+        step, k = 0, 0
+        while step < last:
+            order = rng.permutation(X.shape[0])
+            for s in range(steps_per_epoch):
+                idx = np.sort(order[s * batch:(s + 1) * batch])
+                xb = np.asarray(X[idx], dtype=np.float64)
+                probs, cache = self.module.forward(params, xb)
+                grads = self.module.backward(params, cache, eye[y[idx]])
+                params = self.module.sgd_step(params, grads, lr)
+                step += 1
+                if step in eval_steps:
+                    meta = {}
+                    self.save_npz(f"ckpt_{k}.npz", self.arrays_from(params, "", meta, "params"))
+                    self.reply({"event": "ckpt", "k": k, "step": step, "meta": meta})
+                    answer = json.loads(sys.stdin.readline() or "{}")
+                    k += 1
+                    if not answer.get("continue"):
+                        return {"steps": step, "stopped": True}
+                if step >= last:
+                    break
+        return {"steps": step, "stopped": False}
+
+    # ---- loop -----------------------------------------------------------------------------
+    def serve(self):
+        for line in sys.stdin:
+            try:
+                req = json.loads(line)
+            except ValueError:
+                continue
+            rid = req.get("id")
+            op = getattr(self, "op_" + str(req.get("op")), None)
+            if op is None:
+                self.reply({"id": rid, "ok": False, "kind": "protocol", "error": f"unknown op {req.get('op')}"})
+                continue
+            started = time.perf_counter()
+            try:
+                meta = op(req)
+                self.reply({"id": rid, "ok": True, "meta": meta, "seconds": time.perf_counter() - started})
+            except NotImplementedError as exc:
+                self.reply({"id": rid, "ok": False, "kind": "not_implemented", "error": _short(exc),
+                            "traceback": _short(traceback.format_exc(limit=-3))})
+            except SyntaxError as exc:
+                self.reply({"id": rid, "ok": False, "kind": "syntax", "error": _short(f"{exc.msg} (line {exc.lineno})"),
+                            "traceback": _short(traceback.format_exc(limit=0))})
+            except MemoryError:
+                self.reply({"id": rid, "ok": False, "kind": "memory", "error": "MemoryError: out of the memory limit"})
+            except BaseException as exc:  # noqa: BLE001 - student code may raise anything, even SystemExit
+                self.reply({"id": rid, "ok": False, "kind": "exception",
+                            "error": _short(f"{type(exc).__name__}: {exc}"),
+                            "traceback": _short(traceback.format_exc(limit=-4))})
+
+
+def main():
+    scratch = os.getcwd()
+    proto = os.fdopen(os.dup(1), "w", buffering=1)
+    log = os.open(os.path.join(scratch, "student_output.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    sys.stdout = os.fdopen(1, "w", buffering=1)
+    sys.stderr = os.fdopen(2, "w", buffering=1)
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a flooded log fails writes, not the worker
+    Harness(proto, scratch).serve()
+
+
+if __name__ == "__main__":
+    main()

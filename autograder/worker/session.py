@@ -1,0 +1,272 @@
+"""The parent side of the grading boundary: one sandboxed worker per submission, requests with deadlines.
+
+Everything that comes back is untrusted: replies are size-capped JSON lines, arrays are loaded with
+``allow_pickle=False`` and validated by ``autograder.boundary`` before any check looks at them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..sandbox.launch import LaunchSpec, Limits, become_subreaper, descendants, kill_tree, start
+from ..sandbox.level import Isolation
+
+HARNESS = Path(__file__).with_name("harness.py")
+MAX_LINE = 256 * 1024
+MAX_NPZ = 64 * 1024**2
+LOG_TAIL = 3000
+
+
+@dataclass
+class Reply:
+    """One answer from the worker. ``kind`` is ok, not_implemented, exception, syntax, memory,
+    timeout, crashed or protocol; ``arrays`` holds what the worker wrote (unvalidated)."""
+    kind: str
+    meta: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    error: str = ""
+    traceback: str = ""
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.kind == "ok"
+
+
+class WorkerSession:
+    """Runs the student's ``mlp.py`` in a sandboxed worker and calls into it.
+
+    A call that times out or crashes the worker kills the whole process tree; the next call
+    starts a fresh worker (re-importing the submission), so one hang costs one check, not all.
+    """
+
+    def __init__(self, submission: Path, iso: Isolation, activation: str, masked: list[Path],
+                 limits: Limits | None = None, load_timeout: float = 20.0):
+        self.iso = iso
+        self.activation = activation
+        self.masked = masked
+        self.limits = limits or Limits()
+        self.load_timeout = load_timeout
+        self.root = Path(tempfile.mkdtemp(prefix="backprop-lab-"))
+        os.chmod(self.root, 0o711)
+        self.scratch = self.root / "scratch"
+        self.scratch.mkdir(mode=0o700)
+        (self.scratch / "submission").mkdir()
+        shutil.copy2(submission, self.scratch / "submission" / "mlp.py")
+        self.proc = None
+        self.selector: selectors.BaseSelector | None = None
+        self.buffer = b""
+        self.counter = 0
+        self.load_reply: Reply | None = None
+        self.events: list[str] = []  # what happened (timeouts, crashes, restarts), for the report
+        become_subreaper()
+        self.spared = frozenset(descendants(os.getpid()))
+
+    # ---- life cycle -----------------------------------------------------------------------
+    def _start(self) -> Reply:
+        spec = LaunchSpec(scratch=self.scratch, harness=HARNESS, masked=self.masked + [self.root.parent],
+                          limits=self.limits)
+        # masking the temp root hides other students' scratch folders; ours is bound back on top
+        self.proc = start(self.iso, spec)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.proc.stdout, selectors.EVENT_READ)
+        self.buffer = b""
+        reply = self._request({"op": "load", "activation": self.activation}, self.load_timeout)
+        self.load_reply = reply
+        return reply
+
+    def ensure_started(self) -> Reply:
+        if self.proc is None or self.proc.poll() is not None:
+            if self.proc is not None:
+                self.events.append("worker restarted after it ended")
+            return self._start()
+        assert self.load_reply is not None
+        return self.load_reply
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            kill_tree(self.proc, self.spared)
+            if self.selector is not None:
+                self.selector.close()
+            for stream in (self.proc.stdin, self.proc.stdout):
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+            self.proc = None
+
+    def close(self) -> None:
+        """Kill everything and remove the scratch folder."""
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> "WorkerSession":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def output_tail(self) -> str:
+        """The last lines the student's code printed (capped)."""
+        path = self.scratch / "student_output.log"
+        try:
+            size = path.stat().st_size
+            with open(path, "rb") as fh:
+                fh.seek(max(0, size - LOG_TAIL))
+                text = fh.read().decode("utf-8", errors="replace")
+        except OSError:
+            return ""
+        return ("... (earlier output cut)\n" if size > LOG_TAIL else "") + text
+
+    # ---- protocol -------------------------------------------------------------------------
+    def _send(self, message: dict[str, Any]) -> bool:
+        try:
+            self.proc.stdin.write((json.dumps(message) + "\n").encode())
+            self.proc.stdin.flush()
+            return True
+        except (BrokenPipeError, OSError, ValueError):
+            return False
+
+    def _read_line(self, deadline: float) -> dict[str, Any] | str:
+        """The next JSON object line, or 'timeout' / 'crashed' / 'protocol'."""
+        while True:
+            if b"\n" in self.buffer:
+                line, self.buffer = self.buffer.split(b"\n", 1)
+                try:
+                    msg = json.loads(line)
+                except ValueError:
+                    continue  # garbage written to the protocol fd by student code: ignore
+                if isinstance(msg, dict):
+                    return msg
+                continue
+            if len(self.buffer) > MAX_LINE:
+                return "protocol"
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return "timeout"
+            if not self.selector.select(timeout=min(remaining, 1.0)):
+                continue
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
+            if not chunk:
+                return "crashed"
+            self.buffer += chunk
+
+    def _fail(self, kind: str, what: str, timeout: float) -> Reply:
+        code = self.proc.poll() if self.proc else None
+        self.stop()
+        if kind == "timeout":
+            text = f"{what} did not finish within {timeout:.0f} s (infinite loop, or far too slow); it was stopped"
+        elif kind == "crashed":
+            text = f"the worker running your code ended during {what}" + (
+                f" (exit status {code})" if code is not None else "") + \
+                " (os._exit, a crash, or a resource limit: memory, CPU time, processes)"
+        else:
+            text = f"the worker sent an unreadable reply during {what}"
+        self.events.append(text)
+        return Reply(kind, error=text)
+
+    def _request(self, message: dict[str, Any], timeout: float) -> Reply:
+        self.counter += 1
+        rid = self.counter
+        message = {**message, "id": rid}
+        what = message["op"]
+        deadline = time.monotonic() + timeout
+        if not self._send(message):
+            return self._fail("crashed", what, timeout)
+        while True:
+            msg = self._read_line(deadline)
+            if isinstance(msg, str):
+                return self._fail(msg, what, timeout)
+            if msg.get("id") == rid:
+                break
+        if not msg.get("ok"):
+            return Reply(str(msg.get("kind", "exception"))[:20], error=str(msg.get("error", ""))[:4000],
+                         traceback=str(msg.get("traceback", ""))[:4000])
+        meta = msg.get("meta") if isinstance(msg.get("meta"), dict) else {}
+        return Reply("ok", meta=meta, seconds=float(msg.get("seconds", 0.0) or 0.0))
+
+    def load_npz(self, name: str) -> dict[str, np.ndarray]:
+        """Plain arrays from a worker-written npz: no pickles, size capped, missing means empty."""
+        path = self.scratch / name
+        try:
+            if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_NPZ:
+                return {}
+            with np.load(path, allow_pickle=False) as data:
+                return {k: np.array(data[k]) for k in data.files[:64]}
+        except Exception:  # noqa: BLE001 - any malformed file is simply "nothing came back"
+            return {}
+        finally:
+            try:
+                path.unlink()
+            except OSError:
+                pass
+
+    def call(self, op: str, arrays: dict[str, np.ndarray] | None = None, timeout: float = 20.0,
+             **args: Any) -> Reply:
+        """Run one operation in the worker: inputs as npz, outputs read back as plain arrays."""
+        loaded = self.ensure_started()
+        if not loaded.ok:
+            return loaded
+        tag = f"{op}_{self.counter + 1}"
+        message: dict[str, Any] = {"op": op, "out": f"out_{tag}.npz", **args}
+        if arrays is not None:
+            np.savez(self.scratch / f"in_{tag}.npz", **arrays)
+            if self.iso.uid is not None:
+                os.chown(self.scratch / f"in_{tag}.npz", self.iso.uid, self.iso.gid)
+            message["in"] = f"in_{tag}.npz"
+        reply = self._request(message, timeout)
+        if reply.ok:
+            reply.arrays = self.load_npz(message["out"])
+        if arrays is not None:
+            try:
+                (self.scratch / message["in"]).unlink()
+            except OSError:
+                pass
+        return reply
+
+    # ---- training (streamed checkpoints) --------------------------------------------------
+    def train(self, args: dict[str, Any], on_checkpoint, budget: float, grace: float = 3.0) -> Reply:
+        """Start the grader's training loop in the worker.
+
+        ``on_checkpoint(k, step, arrays, used_seconds, meta)`` returns True to continue. Student
+        time (``used_seconds``, cumulative) is the wall time the worker ran between hand-backs,
+        measured here; the parent's own evaluation time is not counted. The worker is stopped
+        once it has used ``budget`` seconds (plus ``grace`` to reach the next checkpoint).
+        """
+        loaded = self.ensure_started()
+        if not loaded.ok:
+            return loaded
+        self.counter += 1
+        rid = self.counter
+        if not self._send({**args, "op": "train", "id": rid}):
+            return self._fail("crashed", "training", budget)
+        used = 0.0
+        started = time.monotonic()
+        while True:
+            msg = self._read_line(started + max(budget - used, 0.0) + grace)
+            if isinstance(msg, str):
+                return self._fail(msg, "training", budget)
+            if msg.get("event") == "ckpt":
+                used += time.monotonic() - started
+                k = msg.get("k") if isinstance(msg.get("k"), int) else -1
+                arrays = self.load_npz(f"ckpt_{k}.npz") if 0 <= k < 10_000 else {}
+                meta = msg.get("meta") if isinstance(msg.get("meta"), dict) else {}
+                go_on = bool(on_checkpoint(k, msg.get("step"), arrays, used, meta))
+                if not self._send({"continue": go_on}):
+                    return self._fail("crashed", "training", budget)
+                started = time.monotonic()
+                continue
+            if msg.get("id") == rid:
+                if not msg.get("ok"):
+                    return Reply(str(msg.get("kind", "exception"))[:20], error=str(msg.get("error", ""))[:4000],
+                                 traceback=str(msg.get("traceback", ""))[:4000])
+                return Reply("ok", meta=msg.get("meta") if isinstance(msg.get("meta"), dict) else {})
