@@ -17,7 +17,7 @@ from .paths import cache_dir
 from .results import write_json_atomic
 
 
-def _machine_key(activation: str) -> str:
+def _machine_key(activation: str, level: str = "") -> str:
     cpu = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -26,17 +26,17 @@ def _machine_key(activation: str) -> str:
                 break
     except OSError:
         pass
-    return f"{platform.node()}|{cpu}|numpy {np.__version__}|grader {__version__}|{activation}"
+    return f"{platform.node()}|{cpu}|numpy {np.__version__}|grader {__version__}|{activation}|{level}"
 
 
 def calibration_file() -> Path:
     return cache_dir() / "calibration.json"
 
 
-def reference_time(config: CourseConfig, data, measure) -> tuple[float, bool]:
+def reference_time(config: CourseConfig, level: str, measure) -> tuple[float, bool]:
     """(seconds, from_cache). ``measure()`` trains the reference and returns its time-to-target."""
     path = calibration_file()
-    key = _machine_key(config.activation)
+    key = _machine_key(config.activation, level)
     try:
         table = json.loads(path.read_text())
     except (OSError, ValueError):

@@ -64,7 +64,7 @@ def prepare(config: CourseConfig, with_training: bool = True, extra_masks: tuple
             progress(f"calibrating the training budget: training the reference ({config.activation}) once")
         return _reference_time_to_target(config, iso, data, masks)
 
-    t_ref, _ = reference_time(config, data, measure)
+    t_ref, _ = reference_time(config, iso.level, measure)
     budget, statement = budget_for(config, t_ref)
     return Environment(config, iso, data, budget, statement, masks)
 
