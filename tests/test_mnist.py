@@ -268,6 +268,20 @@ def test_missing_idx_file(monkeypatch, tmp_path):
         mnist.fetch_mnist(progress=False)
 
 
+def test_unreadable_source(monkeypatch, pkl_source):
+    path, _ = pkl_source
+    real_open = open
+
+    def deny(file, *args, **kwargs):
+        if Path(file) == path.resolve():
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", deny)
+    with pytest.raises(DataError, match="cannot read MNIST pickle .*Permission denied"):
+        mnist.fetch_mnist(progress=False)
+
+
 def test_env_pointing_nowhere(monkeypatch, tmp_path):
     monkeypatch.setenv("BACKPROP_LAB_MNIST", str(tmp_path / "nope"))
     with pytest.raises(DataError, match=r"BACKPROP_LAB_MNIST=.*nope does not exist"):
@@ -447,7 +461,7 @@ def test_failure_mid_convert_keeps_the_old_cache(monkeypatch, tmp_path, pkl_sour
         real_write(path, arr)
 
     monkeypatch.setattr(mnist, "_write_npy", crashing_write)
-    with pytest.raises(OSError):
+    with pytest.raises(DataError, match="could not write the MNIST cache .*No space left on device"):
         mnist.fetch_mnist(progress=False)
     assert len(calls) == 3
     assert tree_digest(root) == before
