@@ -10,7 +10,8 @@ _CHECKS = {
                  "(relative error under 1e-6 in float64).",
     "minibatch": "batch gradients equal the mean of per-example gradients; each output row depends only "
                  "on its own input row; N = 1 and odd N work; inputs are not modified.",
-    "sgd_step": "the exact update `p - learning_rate * g` for every key, without modifying the inputs.",
+    "sgd_step": "the exact update `p - learning_rate * g` for every key; the gradients are not modified "
+                "(updating params in place is fine).",
     "training": "the grader's own SGD loop, with your functions and your `HYPERPARAMS`, on the 50,000 "
                 "training images; test error must reach the target within the time budget (partial "
                 "credit on a stated scale).",

@@ -48,6 +48,9 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("sgd_returns_tuple", "return {key: params[key] - learning_rate * grads[key] for key in params}",
             "return tuple(params[key] - learning_rate * grads[key] for key in params)",
             ("returned a tuple", "must return a dict")),
+    Variant("sgd_mutates_grads", "    return {key: params[key] - learning_rate * grads[key] for key in params}",
+            "    for key in grads:\n        grads[key] *= learning_rate  # scale in place\n"
+            "    return {key: params[key] - grads[key] for key in params}", ("changed grads['w'] in place",)),
     Variant("forward_mutates_X", '    a = X @ params["W"].T + params["b"]',
             '    X -= X.mean(axis=1, keepdims=True)  # "centre" the inputs, in place\n'
             '    a = X @ params["W"].T + params["b"]', ("forward modified x in place",)),
