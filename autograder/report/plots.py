@@ -70,6 +70,7 @@ def learning_curve(curve: Sequence[dict], target: float = 0.05, budget_s: float 
     if valid:
         ax.plot(*zip(*valid), "s--", color="#1565c0", ms=4, label="validation error")
     ax.axhline(100 * target, color="#1a7f37", lw=1, ls=":", label=f"target {target:.0%}")
+    ax.set_xlim(0, max(epochs) * 1.05 + 0.02)
     ax.set_xlabel("epochs of the grader's training run")
     ax.set_ylabel("error (%)")
     top = max(100 * float(c["test_error"]) for c in points)
@@ -233,12 +234,10 @@ def check_averages(averages: dict[str, tuple[float, float]]) -> str | None:
     pct = [100 * a / m for _, a, m in items]
     ax.barh(list(ys), pct, color=["#1a7f37" if p >= 80 else "#f9a825" if p >= 50 else "#c62828" for p in pct])
     ax.set_yticks(list(ys))
-    ax.set_yticklabels([k for k, _, _ in items], fontsize=8)
+    ax.set_yticklabels([f"{k}  {a:.1f}/{m:g}" for k, a, m in items], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
     ax.set_xlabel("class average (% of the check's points)")
-    for y, p, (_, a, m) in zip(ys, pct, items):
-        ax.text(min(p + 1, 80), y, f"{a:.1f} / {m:g}", va="center", fontsize=7)
     fig.tight_layout()
     return to_data_uri(fig)
 
