@@ -54,6 +54,14 @@ class CourseConfig:
     bounds: HyperparamBounds = field(default_factory=HyperparamBounds)
     secret_env: str = field(default="BACKPROP_LAB_SECRET", metadata={"doc": "env var holding the secret"})
     secret_file: str = field(default="~/.config/backprop-lab/secret", metadata={"doc": "file holding the secret"})
+    extensions: dict[str, bool] = field(
+        default_factory=lambda: {"l2": False, "early_stopping": False, "dropout": False},
+        metadata={"doc": "optional extensions, each scored separately when true (autograder/checks/extensions.py)"},
+    )
+    extension_points: dict[str, float] = field(
+        default_factory=lambda: {"l2": 5.0, "early_stopping": 5.0, "dropout": 5.0},
+        metadata={"doc": "points per enabled extension"},
+    )
 
     @property
     def max_score(self) -> float:
@@ -105,6 +113,29 @@ def _take(section: dict, cls, where: str):
     return cls(**kwargs)
 
 
+def _extensions(section: dict, path: Path) -> dict[str, bool]:
+    known = CourseConfig().extensions
+    unknown = set(section) - set(known)
+    if unknown:
+        raise ConfigError(f"{path}: [extensions] unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(known)}")
+    bad = [k for k, v in section.items() if not isinstance(v, bool)]
+    if bad:
+        raise ConfigError(f"{path}: [extensions] {bad[0]} must be true or false")
+    return {**known, **section}
+
+
+def _extension_points(section: dict, path: Path) -> dict[str, float]:
+    known = CourseConfig().extension_points
+    unknown = set(section) - set(known)
+    if unknown:
+        raise ConfigError(f"{path}: [extension_points] unknown key(s) {', '.join(sorted(unknown))}; "
+                          f"known: {', '.join(known)}")
+    try:
+        return {**known, **{k: float(v) for k, v in section.items()}}
+    except (TypeError, ValueError):
+        raise ConfigError(f"{path}: [extension_points] values must be numbers") from None
+
+
 def load_config(path: Path | str | None = None, activation: str | None = None) -> CourseConfig:
     """Read course.toml (default: the project's) and apply an optional activation override."""
     path = Path(path) if path else Path(os.environ.get("BACKPROP_LAB_COURSE", COURSE_TOML))
@@ -137,5 +168,7 @@ def load_config(path: Path | str | None = None, activation: str | None = None) -
         bounds=_take(raw.get("hyperparam_bounds", {}), HyperparamBounds, "hyperparam_bounds"),
         secret_env=str(secret.get("env", CourseConfig.secret_env)),
         secret_file=str(secret.get("secret_file", CourseConfig.secret_file)),
+        extensions=_extensions(raw.get("extensions", {}), path),
+        extension_points=_extension_points(raw.get("extension_points", {}), path),
     )
     return cfg.with_activation(activation)

@@ -1,0 +1,1 @@
+"""Templates the handout writer copies (not imported)."""
