@@ -27,6 +27,9 @@ def check_array(name: str, arrays: dict[str, np.ndarray], key: str, shape: tuple
         return Checked(None, f"{name} is a {type_info.get('type')}, a subclass of numpy.ndarray; "
                              "return a plain numpy array (np.asarray(...))")
     if key not in arrays:
+        told = _told_shape(type_info)
+        if told is not None and told != tuple(shape):  # too large to send back: its shape is the problem
+            return Checked(None, f"{name} has shape {told}, expected {tuple(shape)} (far too large to return)")
         what = f" (it was a {type_info.get('type')})" if type_info else ""
         return Checked(None, f"{name} is missing or is not a numpy array{what}")
     arr = arrays[key]
@@ -46,6 +49,14 @@ def check_array(name: str, arrays: dict[str, np.ndarray], key: str, shape: tuple
         problem = f"{name} contains {bad} NaN/inf value(s)"
         return Checked(arr if allow_nonfinite else None, None if allow_nonfinite else problem, nonfinite=True)
     return Checked(arr)
+
+
+def _told_shape(type_info: dict | None) -> tuple[int, ...] | None:
+    """The shape the worker reported for a value it did not send (untrusted: parsed defensively)."""
+    try:
+        return tuple(int(n) for n in type_info["shape"][:8])  # type: ignore[index]
+    except (TypeError, KeyError, ValueError):
+        return None
 
 
 def tolerance(dtype: np.dtype, float64: float, float32: float) -> float:

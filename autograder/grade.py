@@ -41,10 +41,13 @@ class Environment:
 
 
 def masked_paths(extra: list[Path] | tuple[Path, ...] = ()) -> list[Path]:
-    """What the worker must never see: solutions, held-out MNIST splits, reports, other submissions."""
+    """What the worker must never see: solutions, held-out MNIST splits, reports, other submissions.
+
+    The whole project is masked (its git history holds the solutions, tests/ holds bug variants);
+    the worker session binds the harness and the training split back, read-only."""
     from .mnist import mnist_dir
-    from .paths import SOLUTIONS_DIR
-    base = [SOLUTIONS_DIR, mnist_dir() / "test", mnist_dir() / "valid", Path("/root")]
+    from .paths import PROJECT_ROOT, SOLUTIONS_DIR
+    base = [PROJECT_ROOT, SOLUTIONS_DIR, mnist_dir() / "test", mnist_dir() / "valid", Path("/root")]
     return base + [Path(p).resolve() for p in extra]
 
 

@@ -61,8 +61,11 @@ def run(ctx: Context) -> list[CheckResult]:
                                   type_info=types.get(key) if isinstance(types, dict) else None)
             if not checked.ok:
                 extra = f" ({'; '.join(map(str, problems[:2]))})" if problems else ""
-                tag = "bias_not_summed" if key in "bc" and "sum over the batch" in checked.problem else (
-                    "nan_inf" if checked.nonfinite else "wrong_shape")
+                problem = checked.problem
+                tag = ("bias_not_summed" if key in "bc" and "sum over the batch" in problem else
+                       "nan_inf" if checked.nonfinite else
+                       "grad_transposed" if "transposed" in problem else
+                       "wrong_shape" if "shape" in problem else "wrong_type")
                 failures[key] = ([tag], f"{case.name}: {checked.problem}{extra}")
                 continue
             grads[key] = checked.value

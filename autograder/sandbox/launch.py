@@ -103,11 +103,13 @@ def _reap() -> None:
 
 @dataclass
 class LaunchSpec:
-    """What one worker sees: its scratch dir (writable) and paths to mask (hidden) under bwrap."""
+    """What one worker sees: its scratch dir (writable), paths to mask (hidden) under bwrap, and paths
+    inside the masks to bind back read-only (the harness, the training split)."""
     scratch: Path
     harness: Path
     masked: list[Path] = field(default_factory=list)
     limits: Limits = field(default_factory=Limits)
+    exposed: list[Path] = field(default_factory=list)
 
 
 def worker_env(scratch: Path) -> dict[str, str]:
@@ -130,6 +132,9 @@ def command(iso: Isolation, spec: LaunchSpec) -> list[str]:
             argv += ["--tmpfs", str(path)]
         elif path.exists():
             argv += ["--ro-bind", "/dev/null", str(path)]
+    for path in spec.exposed:
+        if path.exists():
+            argv += ["--ro-bind", str(path), str(path)]
     argv += ["--bind", str(spec.scratch), str(spec.scratch), "--chdir", str(spec.scratch), "--"]
     return argv + inner
 
@@ -153,10 +158,13 @@ def _preexec(iso: Isolation, limits: Limits):
 def start(iso: Isolation, spec: LaunchSpec) -> subprocess.Popen:
     """Start the harness in ``spec.scratch`` under ``iso``; stdin/stdout are the protocol pipes."""
     if iso.uid is not None:
-        os.chown(spec.scratch, iso.uid, iso.gid)
-        for root, dirs, files in os.walk(spec.scratch):
-            for name in dirs + files:
-                os.chown(os.path.join(root, name), iso.uid, iso.gid)
+        # Only what the parent itself put there, never through a link: on a restart the folder holds
+        # whatever the worker planted (a symlink to /etc/passwd must not make us chown that).
+        for path in (spec.scratch, spec.scratch / "submission", spec.scratch / "submission" / "mlp.py"):
+            try:
+                os.chown(path, iso.uid, iso.gid, follow_symlinks=False)
+            except OSError:
+                pass
     # bwrap as an unprivileged user needs a user namespace, which an RLIMIT_AS of a few GiB allows.
     return subprocess.Popen(command(iso, spec), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, cwd=spec.scratch, env=worker_env(spec.scratch),

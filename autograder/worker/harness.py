@@ -7,6 +7,7 @@ on its private copy of stdout. Arrays travel as ``.npz`` files in the scratch fo
 
 Nothing this process says is trusted: the parent validates every array and computes every verdict.
 """
+import io
 import json
 import os
 import signal
@@ -18,11 +19,38 @@ import numpy as np
 
 PARAM_KEYS = ("W", "b", "V", "c")
 MAX_TEXT = 4000
+MAX_RETURN_ELEMENTS = 1_000_000   # per returned array (MNIST params are < 1M); larger ones are described, not sent
+MAX_LOG = 1024**2                 # student output kept (the newest part); never an error for the student
 
 
 def _short(text):
     text = str(text)
     return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "\n... (cut)"
+
+
+class _CappedLog(io.RawIOBase):
+    """Student output: writes always succeed; past MAX_LOG bytes the log starts over (newest kept)."""
+
+    def __init__(self, fd):
+        super().__init__()
+        self.fd = fd
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        data = bytes(data)
+        size = len(data)
+        try:
+            if os.lseek(self.fd, 0, os.SEEK_CUR) + size > MAX_LOG:
+                os.ftruncate(self.fd, 0)
+                os.lseek(self.fd, 0, os.SEEK_SET)
+                os.write(self.fd, b"... (earlier output cut)\n")
+                data = data[-MAX_LOG // 2:]
+            os.write(self.fd, data)
+        except OSError:
+            pass
+        return size
 
 
 class Harness:
@@ -54,6 +82,26 @@ class Harness:
             info.update(exact_ndarray=type(value) is np.ndarray, shape=list(value.shape), dtype=str(value.dtype))
         return info
 
+    @staticmethod
+    def plain(value):
+        """A plain ndarray copy of a numeric array or scalar; None for objects and oversized arrays."""
+        try:
+            if not (isinstance(value, np.ndarray) or np.isscalar(value)) or np.size(value) > MAX_RETURN_ELEMENTS:
+                return None
+            arr = np.array(value, copy=True, subok=False)
+        except Exception:  # noqa: BLE001 - a value that cannot be copied is simply not sent
+            return None
+        return arr if type(arr) is np.ndarray and not arr.dtype.hasobject else None
+
+    def after_copies(self, inputs):
+        """The inputs as they are after the student's call, for the parent's own mutation check."""
+        out = {}
+        for name, obj in inputs.items():
+            arr = self.plain(obj)
+            if arr is not None:
+                out["after_" + name] = arr
+        return out
+
     def arrays_from(self, value, prefix, meta, what):
         """Plain copies of the arrays in ``value`` (a dict of arrays) keyed ``prefix + key``."""
         out = {}
@@ -65,8 +113,9 @@ class Harness:
             if key not in PARAM_KEYS:
                 continue
             meta.setdefault(what + "_types", {})[key] = self.describe(arr)
-            if isinstance(arr, np.ndarray) or np.isscalar(arr):
-                out[prefix + key] = np.array(np.asarray(arr).view(np.ndarray), copy=True)
+            copy = self.plain(arr)
+            if copy is not None:
+                out[prefix + key] = copy
         return out
 
     def probs_from(self, value, meta):
@@ -76,14 +125,12 @@ class Harness:
                 f"forward returned {type(value).__name__}"
                 + (f" of length {len(value)}" if isinstance(value, (tuple, list)) else "")
                 + ", not the pair (probs, cache)")
-            if isinstance(value, np.ndarray):
-                return {"probs": np.array(value.view(np.ndarray), copy=True)}, None
-            return {}, None
+            copy = self.plain(value) if isinstance(value, np.ndarray) else None
+            return ({"probs": copy} if copy is not None else {}), None
         probs, cache = value
         meta["probs_type"] = self.describe(probs)
-        if isinstance(probs, np.ndarray):
-            return {"probs": np.array(probs.view(np.ndarray), copy=True)}, cache
-        return {}, cache
+        copy = self.plain(probs) if isinstance(probs, np.ndarray) else None
+        return ({"probs": copy} if copy is not None else {}), cache
 
     @staticmethod
     def mutated(before, after_objects):
@@ -135,6 +182,7 @@ class Harness:
         meta = {}
         arrays, _ = self.probs_from(result, meta)
         meta["mutated"] = self.mutated(before, {"X": X, **{"params." + k: params[k] for k in params}})
+        arrays.update(self.after_copies({"X": X, **params}))
         self.save_npz(req["out"], arrays)
         return meta
 
@@ -148,6 +196,7 @@ class Harness:
         grads = self.module.backward(params, cache, Y)
         arrays.update(self.arrays_from(grads, "grad_", meta, "backward"))
         meta["mutated"] = self.mutated(before, {"X": X, "Y": Y, **{"params." + k: params[k] for k in params}})
+        arrays.update(self.after_copies({"X": X, "Y": Y, **params}))
         self.save_npz(req["out"], arrays)
         return meta
 
@@ -190,6 +239,7 @@ class Harness:
         arrays = self.arrays_from(new, "new_", meta, "sgd_step")
         meta["returned_same_dict"] = new is params
         meta["mutated"] = self.mutated(before, {"grads." + k: grads[k] for k in grads})
+        arrays.update(self.after_copies({"g_" + k: grads[k] for k in grads}))
         self.save_npz(req["out"], arrays)
         return meta
 
@@ -233,92 +283,6 @@ class Harness:
                     break
         return {"steps": step, "stopped": False}
 
-    # ---- optional extensions (autograder/checks/extensions.py) --------------------------------
-    EXTENSION_FUNCTIONS = ("l2_penalty", "l2_penalty_grads", "early_stopping", "dropout_forward",
-                           "dropout_backward")
-
-    @staticmethod
-    def extension_array(value):
-        """A plain numeric ndarray copy of a returned array or number (at most 1M elements), else None."""
-        try:
-            if not isinstance(value, (np.ndarray, int, float, np.integer, np.floating)) or np.size(value) > 1_000_000:
-                return None
-            arr = np.array(value, copy=True, subok=False)
-        except Exception:  # noqa: BLE001 - a value that cannot be copied is simply not sent
-            return None
-        return arr if type(arr) is np.ndarray and arr.dtype.kind in "biuf" else None
-
-    def op_call_extension(self, req):
-        """Call one allow-listed extension function of the submission: arrays in, arrays out.
-
-        npz keys ``p_K``/``g_K`` become the dicts ``params``/``grads``, other keys are passed as they are;
-        ``req["scalars"]`` adds numbers; ``"rng"`` in ``req["order"]`` is a Generator seeded with
-        ``req["seed"]``, shared by the ``req["repeat"]`` calls; arrays named in ``req["as_list"]`` are passed
-        as Python lists. The function is called positionally in
-        ``req["order"]``. Results: a dict -> ``out_<key>``, a tuple/list -> ``out_0, out_1, ...``,
-        anything else -> ``out_0``; with repeat > 1 each is stacked along a new first axis.
-        """
-        name = str(req.get("function"))
-        if name not in self.EXTENSION_FUNCTIONS:
-            raise ValueError(f"{name!r} is not an extension function the grader calls")
-        fn = getattr(self.module, name, None)
-        if not callable(fn):
-            raise NotImplementedError(f"{name}: not implemented yet (mlp.py does not define {name})")
-        data = self.load_npz(req["in"]) if req.get("in") else {}
-        named = {}
-        for key, value in data.items():
-            if key[:2] in ("p_", "g_"):
-                named.setdefault("params" if key[0] == "p" else "grads", {})[key[2:]] = value
-            else:
-                named[key] = value
-        for key, value in (req.get("scalars") or {}).items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                named[str(key)] = value
-        for key in req.get("as_list") or []:  # e.g. valid_errors: a plain list of floats, as a loop builds it
-            if isinstance(named.get(key), np.ndarray):
-                named[key] = named[key].tolist()
-        rng = np.random.default_rng(int(req.get("seed", 0)))
-        before = {}
-        for key, value in named.items():
-            if isinstance(value, dict):
-                before.update({f"{key}.{k}": v.copy() for k, v in value.items()})
-            elif isinstance(value, np.ndarray):
-                before[key] = value.copy()
-        meta = {"types": {}}
-        outs = []
-        for _ in range(max(1, min(int(req.get("repeat", 1)), 10000))):
-            result = fn(*[rng if a == "rng" else named[a] for a in req["order"]])
-            if isinstance(result, dict):
-                items = [(str(k)[:20], v) for k, v in list(result.items())[:20]]
-            elif isinstance(result, (tuple, list)):
-                items = [(str(i), v) for i, v in enumerate(result[:20])]
-            else:
-                items = [("0", result)]
-            out = {}
-            for key, value in items:
-                meta["types"][key] = self.describe(value)
-                arr = self.extension_array(value)
-                if arr is not None:
-                    out["out_" + key] = arr
-            outs.append(out)
-        meta["returned"] = sorted(meta["types"])
-        arrays = outs[0]
-        if len(outs) > 1:
-            arrays = {}
-            for key in outs[0]:
-                parts = [o.get(key) for o in outs]
-                if all(p is not None and p.shape == parts[0].shape for p in parts):
-                    arrays[key] = np.stack(parts)
-        flat = {}
-        for key, value in named.items():
-            if isinstance(value, dict):
-                flat.update({f"{key}.{k}": v for k, v in value.items()})
-            elif isinstance(value, np.ndarray):
-                flat[key] = value
-        meta["mutated"] = self.mutated(before, flat)
-        self.save_npz(req["out"], arrays)
-        return meta
-
     # ---- loop -----------------------------------------------------------------------------
     def serve(self):
         for line in sys.stdin:
@@ -356,11 +320,13 @@ def main():
     os.dup2(log, 1)
     os.dup2(log, 2)
     os.close(log)
-    sys.stdout = os.fdopen(1, "w", buffering=1)
-    sys.stderr = os.fdopen(2, "w", buffering=1)
+    sys.stdout, sys.stderr = (io.TextIOWrapper(io.BufferedWriter(_CappedLog(fd)), encoding="utf-8",
+                                               errors="backslashreplace", line_buffering=True) for fd in (1, 2))
     if hasattr(signal, "SIGXFSZ"):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a flooded log fails writes, not the worker
-    Harness(proto, scratch).serve()
+    harness = Harness(proto, scratch)
+    harness.reply({"event": "ready"})  # before any student code: a worker that dies earlier is the grader's fault
+    harness.serve()
 
 
 if __name__ == "__main__":

@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import selectors
 import shutil
+import stat
+import sys
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..errors import UserError
 from ..sandbox.launch import LaunchSpec, Limits, become_subreaper, descendants, kill_tree, start
 from ..sandbox.level import Isolation
 
@@ -24,6 +29,42 @@ HARNESS = Path(__file__).with_name("harness.py")
 MAX_LINE = 256 * 1024
 MAX_NPZ = 64 * 1024**2
 LOG_TAIL = 3000
+RETRY_TIMEOUT = 3.0     # a call after one has already timed out in this session gets this long
+WATCHED_OPS = {"forward": None, "forward_backward": None, "sgd_step": "g_"}  # op -> input prefix checked
+
+
+class WorkerStartError(UserError):
+    """The sandboxed worker died or hung before it ran any student code: the installation is broken."""
+
+
+def _open_regular(path: Path, flags: int = os.O_RDONLY) -> int | None:
+    """An fd on ``path`` if it is a plain file (never through a symlink, never blocking on a FIFO)."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _display_name(key: str) -> str:
+    """An input's name as the feedback says it: params.W, grads.b, X, Y."""
+    if key[:2] in ("p_", "g_"):
+        return ("params." if key[0] == "p" else "grads.") + key[2:]
+    return f"params.{key}" if key in ("W", "b", "V", "c") else key
+
+
+def _changed(sent: np.ndarray, after: np.ndarray | None) -> bool:
+    if after is None or after.shape != sent.shape:
+        return True
+    try:
+        with np.errstate(all="ignore"):
+            return not bool(np.array_equal(after, sent, equal_nan=True))
+    except (TypeError, ValueError):  # e.g. a string array came back
+        return True
 
 
 @dataclass
@@ -67,20 +108,35 @@ class WorkerSession:
         self.buffer = b""
         self.counter = 0
         self.load_reply: Reply | None = None
+        self.ready = False           # the harness said hello (before any student code ran)
+        self.timeouts = 0
         self.events: list[str] = []  # what happened (timeouts, crashes, restarts), for the report
         become_subreaper()
         self.spared = frozenset(descendants(os.getpid()))
 
     # ---- life cycle -----------------------------------------------------------------------
+    def _exposed(self) -> list[Path]:
+        """Read-only paths bound back over the masks: the harness, the training split and, when the
+        worker runs the grader's own interpreter (bwrap/rlimits levels), that interpreter's prefix."""
+        from ..mnist import mnist_dir
+        paths = [HARNESS, mnist_dir() / "train"]
+        if self.iso.python == sys.executable:
+            paths += sorted({Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix)})
+        return paths
+
     def _start(self) -> Reply:
         spec = LaunchSpec(scratch=self.scratch, harness=HARNESS, masked=self.masked + [self.root.parent],
-                          limits=self.limits)
+                          limits=self.limits, exposed=self._exposed())
         # masking the temp root hides other students' scratch folders; ours is bound back on top
         self.proc = start(self.iso, spec)
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.proc.stdout, selectors.EVENT_READ)
         self.buffer = b""
+        self.ready = False
         reply = self._request({"op": "load", "activation": self.activation}, self.load_timeout)
+        if not self.ready and reply.kind in ("timeout", "crashed", "protocol"):
+            raise WorkerStartError(f"the sandboxed worker ({self.iso.level} isolation) did not start: {reply.error}. "
+                                   "This is not the submission's fault; run `backprop-lab sandbox check`")
         self.load_reply = reply
         return reply
 
@@ -116,13 +172,16 @@ class WorkerSession:
         self.close()
 
     def output_tail(self) -> str:
-        """The last lines the student's code printed (capped)."""
-        path = self.scratch / "student_output.log"
+        """The last lines the student's code printed (capped). The worker owns the folder, so the log
+        is opened without following links: a symlink to a solution must not be read back."""
+        fd = _open_regular(self.scratch / "student_output.log")
+        if fd is None:
+            return ""
         try:
-            size = path.stat().st_size
-            with open(path, "rb") as fh:
+            size = os.fstat(fd).st_size
+            with os.fdopen(fd, "rb") as fh:
                 fh.seek(max(0, size - LOG_TAIL))
-                text = fh.read().decode("utf-8", errors="replace")
+                text = fh.read(LOG_TAIL).decode("utf-8", errors="replace")
         except OSError:
             return ""
         return ("... (earlier output cut)\n" if size > LOG_TAIL else "") + text
@@ -164,6 +223,7 @@ class WorkerSession:
         code = self.proc.poll() if self.proc else None
         self.stop()
         if kind == "timeout":
+            self.timeouts += 1
             text = f"{what} did not finish within {timeout:.0f} s (infinite loop, or far too slow); it was stopped"
         elif kind == "crashed":
             text = f"the worker running your code ended during {what}" + (
@@ -186,6 +246,8 @@ class WorkerSession:
             msg = self._read_line(deadline)
             if isinstance(msg, str):
                 return self._fail(msg, what, timeout)
+            if msg.get("event") == "ready":
+                self.ready = True
             if msg.get("id") == rid:
                 break
         if not msg.get("ok"):
@@ -195,20 +257,53 @@ class WorkerSession:
         return Reply("ok", meta=meta, seconds=float(msg.get("seconds", 0.0) or 0.0))
 
     def load_npz(self, name: str) -> dict[str, np.ndarray]:
-        """Plain arrays from a worker-written npz: no pickles, size capped, missing means empty."""
+        """Plain arrays from a worker-written npz: no pickles, no links or FIFOs, size capped (also
+        uncompressed, against zip bombs), missing means empty."""
         path = self.scratch / name
+        fd = _open_regular(path)
         try:
-            if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_NPZ:
+            if fd is None:
                 return {}
-            with np.load(path, allow_pickle=False) as data:
-                return {k: np.array(data[k]) for k in data.files[:64]}
+            with os.fdopen(fd, "rb") as fh:
+                fd = None
+                if os.fstat(fh.fileno()).st_size > MAX_NPZ:
+                    return {}
+                with zipfile.ZipFile(fh) as zf:
+                    if sum(i.file_size for i in zf.infolist()) > MAX_NPZ:
+                        return {}
+                fh.seek(0)
+                with np.load(fh, allow_pickle=False) as data:
+                    return {k: np.array(data[k]) for k in data.files[:64]}
         except Exception:  # noqa: BLE001 - any malformed file is simply "nothing came back"
             return {}
         finally:
+            if fd is not None:
+                os.close(fd)
             try:
                 path.unlink()
             except OSError:
                 pass
+
+    def _write_input(self, tag: str, arrays: dict[str, np.ndarray]) -> str:
+        """Write the call's inputs under an unguessable name, refusing to follow anything the worker
+        planted in its folder (a symlink there would make this root process write elsewhere)."""
+        name = f"in_{tag}_{secrets.token_hex(8)}.npz"
+        fd = os.open(self.scratch / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+            if self.iso.uid is not None:
+                os.fchown(fh.fileno(), self.iso.uid, self.iso.gid)
+        return name
+
+    def _mutations(self, op: str, sent: dict[str, np.ndarray], back: dict[str, np.ndarray]) -> list[str]:
+        """Which inputs the student's call changed, judged here from the copies the worker sent back
+        after the call (the worker's own comparison could be monkeypatched)."""
+        prefix = WATCHED_OPS[op]
+        changed = []
+        for key, value in sent.items():
+            if (prefix is None or key.startswith(prefix)) and _changed(value, back.get("after_" + key)):
+                changed.append(_display_name(key))
+        return changed
 
     def call(self, op: str, arrays: dict[str, np.ndarray] | None = None, timeout: float = 20.0,
              **args: Any) -> Reply:
@@ -219,13 +314,14 @@ class WorkerSession:
         tag = f"{op}_{self.counter + 1}"
         message: dict[str, Any] = {"op": op, "out": f"out_{tag}.npz", **args}
         if arrays is not None:
-            np.savez(self.scratch / f"in_{tag}.npz", **arrays)
-            if self.iso.uid is not None:
-                os.chown(self.scratch / f"in_{tag}.npz", self.iso.uid, self.iso.gid)
-            message["in"] = f"in_{tag}.npz"
+            message["in"] = self._write_input(tag, arrays)
+        if self.timeouts:
+            timeout = min(timeout, RETRY_TIMEOUT)  # one hang costs its full time once, not once per call
         reply = self._request(message, timeout)
         if reply.ok:
             reply.arrays = self.load_npz(message["out"])
+            if arrays is not None and op in WATCHED_OPS:
+                reply.meta["mutated"] = self._mutations(op, arrays, reply.arrays)
         if arrays is not None:
             try:
                 (self.scratch / message["in"]).unlink()
