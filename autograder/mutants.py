@@ -93,7 +93,7 @@ MUTANTS: list[Mutant] = [
            "gradients", "grad_factor_1_over_n",
            _fixed((_DLOGITS, "d_logits = (probs - Y) / (n * n)  # BUG: divided by N twice"))),
     Mutant("grad_transposed", "dW computed as X.T @ d_a: the transpose, with the wrong shape",
-           "gradients", "wrong_shape",
+           "gradients", "grad_transposed",
            _fixed(('"W": d_a.T @ X,', '"W": X.T @ d_a,  # BUG: transposed'))),
     Mutant("wrong_activation_derivative", "back-propagated through the wrong activation's derivative",
            "gradients", "wrong_activation_derivative", _wrong_derivative),

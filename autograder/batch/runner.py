@@ -21,6 +21,7 @@ import fcntl
 import hashlib
 import json
 import os
+import resource
 import signal
 import sys
 import time
@@ -233,7 +234,20 @@ def _grade_task(task: dict[str, Any]) -> dict[str, Any]:
     write_student(_OUT / student, report, task["meta"], task["state"])
     log_event(_OUT, "done", student, task["state"]["sha256"][:16])
     return {"student": student, "score": report.score, "max_score": report.max_score, "status": report.status,
-            "diagnoses": report.diagnoses(), "seconds": time.perf_counter() - started, "pid": os.getpid()}
+            "diagnoses": report.diagnoses(), "seconds": time.perf_counter() - started, "pid": os.getpid(),
+            "worker_peak_rss_kb": _peak_rss_kb(),
+            "sandbox_peak_rss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}
+
+
+def _peak_rss_kb() -> int:
+    """This process's peak resident memory (VmHWM), in KiB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 # ---- the parent ---------------------------------------------------------------------------------
