@@ -1,0 +1,1 @@
+"""Yearly release: build every artifact of a year behind the gate (see docs/release.md)."""

@@ -1,0 +1,236 @@
+"""A release's expected values: the year's cases run through the reference once, stored as plain arrays.
+
+The otter-grader and nbgrader versions grade with :mod:`autograder.release.nbchecks` (shipped as
+``bplab_checks.py``) against these values, so they need no solution code. Every test here mirrors one
+test of the backprop-lab grader: the same cases (drawn from the same ``config.seed(purpose)`` streams
+in the same order as ``autograder/checks/*``), the same tolerances and the same points, so the three
+graders agree on a submission. The file is ``expected.npz``, written and read with
+``allow_pickle=False``; its keys are ``<test id>/<array name>``.
+"""
+from __future__ import annotations
+
+import io
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from ..checks import forward as forward_check
+from ..checks import minibatch as minibatch_check
+from ..checks import sgd_step as sgd_check
+from ..checks.cases import PARAM_KEYS, Case, hidden_cases, make_case, public_toy
+from ..checks.common import split_points
+from ..checks.training import PARTIAL_SCALE
+from ..config import CourseConfig
+from ..reference import load_reference
+from . import nbchecks
+
+#: The synthetic stand-in for MNIST that the otter/nbgrader training test uses (no data files there).
+PROXY_TASK = {"n_in": 16, "n_out": 4, "n_hidden": 32, "n_train": 2000, "n_test": 1000, "separation": 4.0,
+              "batch_size": 32, "epochs": 5}
+
+
+@dataclass(frozen=True)
+class ReleaseTest:
+    """One test of the otter/nbgrader versions: ``bplab_checks.<function>(*args, DATA, *extra)``.
+
+    ``args`` name the student's functions the test needs (otter fills them from the notebook's
+    globals); ``data`` holds every array it compares against; ``hidden`` tests carry hidden cases.
+    """
+    check_id: str
+    label: str
+    points: float
+    hidden: bool
+    function: str
+    args: tuple[str, ...]
+    data: dict[str, np.ndarray] = field(repr=False)
+    extra: tuple = ()
+
+    @property
+    def test_id(self) -> str:
+        return f"{self.check_id}__{re.sub(r'[^a-z0-9]+', '_', self.label.lower()).strip('_')}"
+
+    def call(self, module: str, data_expr: str) -> str:
+        """The Python call a test cell makes, e.g. ``bplab_checks.forward_matches(forward, DATA)``."""
+        extra = "".join(f", {value!r}" for value in self.extra)
+        return f"{module}.{self.function}({', '.join(self.args)}, {data_expr}{extra})"
+
+
+def _case_arrays(case: Case, index: int, ref: ModuleType | None = None, probs: bool = False,
+                 grads: bool = False) -> dict[str, np.ndarray]:
+    out = {f"case{index}.{k}": np.asarray(v, dtype=np.float64) for k, v in case.arrays().items()}
+    if ref is not None and probs:
+        out[f"case{index}.probs"] = ref.forward(case.params, case.X)[0]
+    if ref is not None and grads:
+        _, cache = ref.forward(case.params, case.X)
+        for k, g in ref.backward(case.params, cache, case.Y).items():
+            out[f"case{index}.g{k}"] = np.asarray(g, dtype=np.float64)
+    return out
+
+
+def _many(cases: list[Case], ref: ModuleType | None = None, probs: bool = False, grads: bool = False):
+    data: dict[str, np.ndarray] = {}
+    for i, case in enumerate(cases):
+        data.update(_case_arrays(case, i, ref, probs, grads))
+    return data
+
+
+def _forward_tests(config: CourseConfig, ref: ModuleType) -> list[ReleaseTest]:
+    act, labels = config.activation, forward_check.LABELS
+    pts = split_points(config.rubric["forward"], labels)
+    large_rng = np.random.default_rng(config.seed("forward-large"))  # as autograder/checks/forward.py
+    large = make_case("large-logit case", large_rng, 8, 6, 5, 5, act, logit_scale=400.0)
+    groups = [[public_toy(act)], hidden_cases(config, "forward"), [large]]
+    return [ReleaseTest("forward", label, p, hidden=i > 0, function="forward_matches", args=("forward",),
+                        data=_many(group, ref, probs=True))
+            for i, (label, p, group) in enumerate(zip(labels, pts, groups))]
+
+
+def _gradient_tests(config: CourseConfig, ref: ModuleType) -> list[ReleaseTest]:
+    labels = list(PARAM_KEYS)
+    pts = split_points(config.rubric["gradients"], labels)
+    chosen = [public_toy(config.activation)] + hidden_cases(config, "gradients", count=2)
+    data = _many(chosen, ref, grads=True)
+    return [ReleaseTest("gradients", key, p, True, "gradient_matches", ("forward", "backward"), data, (key,))
+            for key, p in zip(labels, pts)]
+
+
+def _minibatch_tests(config: CourseConfig, ref: ModuleType) -> list[ReleaseTest]:
+    act, labels = config.activation, minibatch_check.LABELS
+    pts = split_points(config.rubric["minibatch"], labels)
+    rng = np.random.default_rng(config.seed("minibatch"))  # the draws of autograder/checks/minibatch.py
+    n_in, n_hidden, n_out = int(rng.integers(4, 20)), int(rng.integers(3, 12)), int(rng.integers(2, 8))
+    batch = make_case("batch of 6", rng, n_in, n_hidden, n_out, 6, act)
+    sizes = [make_case("N=1", rng, n_in, n_hidden, n_out, 1, act), make_case("N=7", rng, n_in, n_hidden, n_out, 7, act)]
+    fb = ("forward", "backward")
+    return [
+        ReleaseTest("minibatch", labels[0], pts[0], True, "batch_is_mean", fb, _many([batch])),
+        ReleaseTest("minibatch", labels[1], pts[1], True, "rows_independent", ("forward",), _many([batch])),
+        ReleaseTest("minibatch", labels[2], pts[2], True, "sizes_match", fb, _many(sizes, ref, grads=True)),
+        ReleaseTest("minibatch", labels[3], pts[3], True, "inputs_unchanged", fb,
+                    _many([public_toy(act), batch] + sizes)),
+    ]
+
+
+def _sgd_tests(config: CourseConfig) -> list[ReleaseTest]:
+    labels = sgd_check.LABELS
+    pts = split_points(config.rubric["sgd_step"], labels)
+    rng = np.random.default_rng(config.seed("sgd_step"))  # the draws of autograder/checks/sgd_step.py
+    case = make_case("sgd case", rng, int(rng.integers(3, 15)), int(rng.integers(2, 10)), int(rng.integers(2, 8)),
+                     3, config.activation)
+    grads = {k: rng.standard_normal(v.shape) for k, v in case.params.items()}
+    lr = float(rng.uniform(0.05, 0.9))
+    data = {f"case0.p{k}": v for k, v in case.params.items()} | {f"case0.g{k}": v for k, v in grads.items()}
+    data["case0.lr"] = np.asarray(lr)
+    return [ReleaseTest("sgd_step", labels[0], pts[0], True, "sgd_exact", ("sgd_step",), data),
+            ReleaseTest("sgd_step", labels[1], pts[1], True, "sgd_keeps_grads", ("sgd_step",), data)]
+
+
+def training_steps(config: CourseConfig) -> list[tuple[float, float]]:
+    """(error threshold, points) per training test: the grader's partial-credit scale as increments."""
+    total = config.rubric["training"]
+    scale = sorted(PARTIAL_SCALE, key=lambda ef: -ef[0]) + [(config.training.target_error, 1.0)]
+    steps, before = [], 0.0
+    for error, fraction in scale:
+        steps.append((error, round(total * (fraction - before), 4)))
+        before = fraction
+    return steps
+
+
+def _training_tests(config: CourseConfig, ref: ModuleType) -> list[ReleaseTest]:
+    spec = dict(PROXY_TASK, seed=config.seed("proxy-training"), target=config.training.target_error,
+                learning_rate=float(ref.SUGGESTED_HYPERPARAMS[config.activation]["learning_rate"]))
+    data = {k: np.asarray(v) for k, v in spec.items()}
+    fns = ("init_params", "forward", "backward", "sgd_step")
+    return [ReleaseTest("training", f"test error below {error:.0%} (synthetic task)", p, True,
+                        "training_reaches", fns, data, (error,))
+            for error, p in training_steps(config)]
+
+
+SELF_CHECK = "public self-check (0 points)"
+
+
+def _self_checks(config: CourseConfig, ref: ModuleType) -> dict[str, ReleaseTest]:
+    """0-point public tests on public data, so that students' ``otter check`` covers every question."""
+    toy = public_toy(config.activation)
+    data = _many([toy], ref, probs=True, grads=True)
+    rng = np.random.default_rng(20241)
+    case = make_case("public sgd case", rng, 5, 4, 3, 2, config.activation)
+    sgd = {f"case0.p{k}": v for k, v in case.params.items()}
+    sgd |= {f"case0.g{k}": rng.standard_normal(v.shape) for k, v in case.params.items()}
+    sgd["case0.lr"] = np.asarray(0.1)
+    spec = dict(PROXY_TASK, seed=20242, target=config.training.target_error,
+                learning_rate=float(ref.SUGGESTED_HYPERPARAMS[config.activation]["learning_rate"]))
+    fb = ("forward", "backward")
+    return {
+        "gradients": ReleaseTest("gradients", SELF_CHECK, 0.0, False, "gradients_match_all", fb, data),
+        "minibatch": ReleaseTest("minibatch", SELF_CHECK, 0.0, False, "batch_is_mean", fb, data),
+        "sgd_step": ReleaseTest("sgd_step", SELF_CHECK, 0.0, False, "sgd_exact", ("sgd_step",), sgd),
+        "training": ReleaseTest("training", SELF_CHECK, 0.0, False, "training_reaches",
+                                ("init_params", "forward", "backward", "sgd_step"),
+                                {k: np.asarray(v) for k, v in spec.items()}, (config.training.target_error,)),
+    }
+
+
+def build_tests(config: CourseConfig, ref: ModuleType | None = None) -> list[ReleaseTest]:
+    """Every otter/nbgrader test of the release, in rubric order, with its expected values.
+
+    Per check: its public 0-point self-check first (forward's public test is the graded toy case),
+    then the tests that mirror the grader's, with the grader's points.
+    """
+    ref = ref or load_reference(config.activation)
+    public = _self_checks(config, ref)
+    groups = {"forward": _forward_tests(config, ref), "gradients": _gradient_tests(config, ref),
+              "minibatch": _minibatch_tests(config, ref), "sgd_step": _sgd_tests(config),
+              "training": _training_tests(config, ref)}
+    return [t for check, tests in groups.items() for t in ([public[check]] if check in public else []) + tests]
+
+
+def run_tests(tests: list[ReleaseTest], namespace: dict | ModuleType) -> list[tuple[ReleaseTest, float, str]]:
+    """Run the tests in-process against the functions in ``namespace``: (test, score, failure message).
+
+    Only for trusted code (the reference, the skeleton, our own mutants): it runs in this process.
+    """
+    names = namespace if isinstance(namespace, dict) else vars(namespace)
+    results = []
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for test in tests:
+            fn = getattr(nbchecks, test.function)
+            try:
+                fn(*(names.get(a) for a in test.args), test.data, *test.extra)
+                results.append((test, test.points, ""))
+            except AssertionError as exc:
+                results.append((test, 0.0, str(exc)))
+    return results
+
+
+def by_check(results: list[tuple[ReleaseTest, float, str]]) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for test, score, _ in results:
+        totals[test.check_id] = round(totals.get(test.check_id, 0.0) + score, 4)
+    return totals
+
+
+def to_arrays(tests: list[ReleaseTest], config: CourseConfig) -> dict[str, np.ndarray]:
+    """The flat ``{"<test id>/<name>": array}`` of ``expected.npz``, with ``meta/*`` describing the year."""
+    arrays = {"meta/year": np.asarray(config.year), "meta/activation": np.asarray(config.activation)}
+    for test in tests:
+        arrays[f"{test.test_id}/meta.points"] = np.asarray(test.points)
+        arrays.update({f"{test.test_id}/{k}": v for k, v in test.data.items()})
+    return arrays
+
+
+def save_expected(path: Path, tests: list[ReleaseTest], config: CourseConfig) -> None:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **to_arrays(tests, config))
+    Path(path).write_bytes(buf.getvalue())
+
+
+def load_expected(path: Path) -> dict[str, np.ndarray]:
+    """``expected.npz`` as a dict (``allow_pickle=False``: plain arrays only)."""
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}

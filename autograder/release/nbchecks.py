@@ -1,0 +1,320 @@
+"""Checks of the backprop lab for the otter-grader and nbgrader versions: pure numpy, no answers inside.
+
+This file is shipped next to the notebook as ``bplab_checks.py``. It holds no solution code and no
+expected values: every test cell passes it the arrays it needs (inputs and the expected outputs the
+course computed with its reference at release time), packed with :func:`pack`. Each check raises
+``AssertionError`` with a sentence a student can act on, and returns None when it passes. The tests
+mirror the backprop-lab grader's tests one for one (same cases, same tolerances), so the three
+graders agree on a submission's score.
+
+Shapes are batch-major: X (N, n_in), Y (N, n_out) one-hot, W (n_hidden, n_in), b (n_hidden,),
+V (n_out, n_hidden), c (n_out,), probs (N, n_out).
+"""
+import base64
+import io
+
+import numpy as np
+
+KEYS = ("W", "b", "V", "c")
+FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+
+
+# ------------------------------------------------------------------------------------------------
+# packing: arrays travel inside test cells as base64 text of an .npz (never pickled)
+# ------------------------------------------------------------------------------------------------
+def pack(arrays):
+    """``{name: array}`` -> base64 text of an uncompressed .npz (allow_pickle is never needed)."""
+    buf = io.BytesIO()
+    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def unpack(text):
+    """The inverse of :func:`pack`: ``{name: array}``, loaded with ``allow_pickle=False``."""
+    with np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def cases(data, prefix="case"):
+    """Split ``{"case0.W": ..., "case0.X": ..., "case1.W": ...}`` into a list of per-case dicts."""
+    found = {}
+    for name, value in data.items():
+        head, _, key = name.partition(".")
+        if head.startswith(prefix) and head[len(prefix):].isdigit() and key:
+            found.setdefault(int(head[len(prefix):]), {})[key] = value
+    return [found[i] for i in sorted(found)]
+
+
+# ------------------------------------------------------------------------------------------------
+# calling the student's code and validating what comes back (type -> shape -> dtype -> finite)
+# ------------------------------------------------------------------------------------------------
+def _params(case):
+    return {k: np.array(case[k], dtype=np.float64) for k in KEYS}
+
+
+def _call(fn, name, *args):
+    if not callable(fn):
+        raise AssertionError(f"{name} is not defined; keep the function names of the handout")
+    try:
+        return fn(*args)
+    except NotImplementedError as exc:
+        raise AssertionError(f"{name} is not implemented yet ({exc}); replace the `raise "
+                             "NotImplementedError` with your code") from None
+    except AssertionError as exc:
+        raise AssertionError(f"{name} raised AssertionError: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - the student's error, reported by name
+        raise AssertionError(f"{name} raised {type(exc).__name__}: {exc}") from None
+
+
+def _array(name, value, shape, allow_nonfinite=False):
+    if type(value) is not np.ndarray:
+        raise AssertionError(f"{name} is a {type(value).__name__}, expected a plain numpy array of shape {shape}")
+    if value.shape != tuple(shape):
+        hint = ""
+        if len(shape) == 2 and value.shape == tuple(shape)[::-1]:
+            hint = " (transposed: you have the axes the other way round)"
+        elif value.ndim == len(shape) + 1 and value.shape[1:] == tuple(shape):
+            hint = " (one row per example: did you forget to sum over the batch axis?)"
+        raise AssertionError(f"{name} has shape {value.shape}, expected {tuple(shape)}{hint}")
+    if value.dtype not in FLOAT_DTYPES:
+        raise AssertionError(f"{name} has dtype {value.dtype}; return float64 (or float32)")
+    if not allow_nonfinite and not np.all(np.isfinite(value)):
+        raise AssertionError(f"{name} contains NaN or inf")
+    return value
+
+
+def _tol(dtype, float64, float32):
+    return float32 if np.dtype(dtype) == np.float32 else float64
+
+
+def relative_error(a, n):
+    """``|a - n| / max(|a| + |n|, 1e-8)`` with Frobenius norms; 0 means identical."""
+    a = np.asarray(a, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    return float(np.linalg.norm(a - n) / max(np.linalg.norm(a) + np.linalg.norm(n), 1e-8))
+
+
+def _probs(forward, params, X):
+    out = _call(forward, "forward", params, X)
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise AssertionError(f"forward returned {type(out).__name__}; it must return (probs, cache)")
+    return out
+
+
+def _grads(forward, backward, case):
+    params = _params(case)
+    probs, cache = _probs(forward, params, np.array(case["X"]))
+    grads = _call(backward, "backward", params, cache, np.array(case["Y"]))
+    if not isinstance(grads, dict):
+        raise AssertionError(f"backward returned {type(grads).__name__}; it must return a dict with keys W, b, V, c")
+    return grads
+
+
+def _grad(grads, key, shape):
+    if key not in grads:
+        raise AssertionError(f"backward's dict has no key {key!r}")
+    return _array(f"dL/d{key}", grads[key], shape)
+
+
+# ------------------------------------------------------------------------------------------------
+# forward
+# ------------------------------------------------------------------------------------------------
+def forward_matches(forward, data):
+    """probs of every case match the reference's (rtol 1e-6, atol 1e-9 in float64)."""
+    for i, case in enumerate(cases(data)):
+        params = _params(case)
+        probs, _ = _probs(forward, params, np.array(case["X"]))
+        shape = (case["X"].shape[0], case["V"].shape[0])
+        probs = _array("probs", probs, shape, allow_nonfinite=True)
+        if not np.all(np.isfinite(probs)):
+            raise AssertionError(f"case {i}: probs contain NaN or inf (an exp that overflows? subtract each "
+                                 "row's maximum logit before np.exp)")
+        expected = case["probs"]
+        rtol, atol = _tol(probs.dtype, 1e-6, 1e-4), _tol(probs.dtype, 1e-9, 1e-6)
+        err = float(np.max(np.abs(probs - expected) / (atol + rtol * np.abs(expected))))
+        if err > 1.0:
+            raise AssertionError(f"case {i} (N={shape[0]}): probs differ from the expected values by up to "
+                                 f"{np.max(np.abs(probs - expected)):.3g}; check a = X W^T + b, h = f(a), "
+                                 "logits = h V^T + c and the softmax over each row")
+
+
+# ------------------------------------------------------------------------------------------------
+# gradients
+# ------------------------------------------------------------------------------------------------
+def gradient_matches(forward, backward, data, key):
+    """dL/d``key`` of every case matches the true gradient (relative error < 1e-6 in float64)."""
+    for i, case in enumerate(cases(data)):
+        grads = _grads(forward, backward, case)
+        got = _grad(grads, key, case[key].shape)
+        err = relative_error(got, case["g" + key])
+        if err > _tol(got.dtype, 1e-6, 1e-4):
+            raise AssertionError(f"case {i} (N={case['X'].shape[0]}): dL/d{key} has relative error {err:.2e} "
+                                 "against the true gradient of the mean loss")
+
+
+def gradients_match_all(forward, backward, data):
+    """dL/dW, dL/db, dL/dV and dL/dc all match (the public self-check)."""
+    for key in KEYS:
+        gradient_matches(forward, backward, data, key)
+
+
+# ------------------------------------------------------------------------------------------------
+# minibatch
+# ------------------------------------------------------------------------------------------------
+def batch_is_mean(forward, backward, data):
+    """The gradient of a batch equals the mean of its per-example gradients."""
+    case = cases(data)[0]
+    batch = _grads(forward, backward, case)
+    shapes = {k: case[k].shape for k in KEYS}
+    batch = {k: _grad(batch, k, shapes[k]) for k in KEYS}
+    singles = []
+    for i in range(case["X"].shape[0]):
+        one = dict(case, X=case["X"][i:i + 1], Y=case["Y"][i:i + 1])
+        g = _grads(forward, backward, one)
+        singles.append({k: _grad(g, k, shapes[k]) for k in KEYS})
+    tol = 1e-8 if all(v.dtype == np.float64 for v in batch.values()) else 1e-4
+    for key in KEYS:
+        err = relative_error(batch[key], np.mean([s[key] for s in singles], axis=0))
+        if err > tol:
+            raise AssertionError(f"the batch gradient dL/d{key} is not the mean of the per-example gradients "
+                                 f"(relative error {err:.2e}); the loss is the MEAN over the batch")
+
+
+def rows_independent(forward, data):
+    """Changing example 0 leaves the probabilities of the other examples unchanged."""
+    case = cases(data)[0]
+    params = _params(case)
+    X = np.array(case["X"])
+    shape = (X.shape[0], case["V"].shape[0])
+    first = _array("probs", _probs(forward, params, X.copy())[0], shape)
+    X2 = X.copy()
+    X2[0] += 3.0
+    second = _array("probs", _probs(forward, _params(case), X2)[0], shape)
+    changed = float(np.abs(first[1:] - second[1:]).max())
+    if changed > _tol(first.dtype, 1e-12, 1e-6):
+        raise AssertionError(f"changing only example 0 changed the probabilities of other examples (by up to "
+                             f"{changed:.2e}): normalise over axis=1 (the classes), not over the batch")
+
+
+def sizes_match(forward, backward, data):
+    """Gradients are right for N=1 and for an odd N."""
+    for case in cases(data):
+        grads = _grads(forward, backward, case)
+        for key in KEYS:
+            got = _grad(grads, key, case[key].shape)
+            err = relative_error(got, case["g" + key])
+            if err > _tol(got.dtype, 1e-6, 1e-4):
+                raise AssertionError(f"N={case['X'].shape[0]}: dL/d{key} is wrong (relative error {err:.2e}); "
+                                     "check sums and means over the batch axis")
+
+
+def inputs_unchanged(forward, backward, data):
+    """forward and backward leave params, X and Y as they were."""
+    for case in cases(data):
+        params = _params(case)
+        X, Y = np.array(case["X"]), np.array(case["Y"])
+        before = {"X": X.copy(), "Y": Y.copy(), **{f"params[{k!r}]": v.copy() for k, v in params.items()}}
+        probs, cache = _probs(forward, params, X)
+        _call(backward, "backward", params, cache, Y)
+        after = {"X": X, "Y": Y, **{f"params[{k!r}]": params[k] for k in KEYS}}
+        changed = [name for name, old in before.items()
+                   if not (isinstance(after[name], np.ndarray) and after[name].shape == old.shape
+                           and np.array_equal(after[name], old, equal_nan=True))]
+        if changed:
+            raise AssertionError(f"forward/backward changed {', '.join(changed)} in place; compute new arrays "
+                                 "instead (e.g. not `X -= ...`)")
+
+
+# ------------------------------------------------------------------------------------------------
+# sgd_step
+# ------------------------------------------------------------------------------------------------
+def _sgd(sgd_step, case):
+    params = {k: np.array(case["p" + k]) for k in KEYS}
+    grads = {k: np.array(case["g" + k]) for k in KEYS}
+    kept = {k: v.copy() for k, v in grads.items()}
+    new = _call(sgd_step, "sgd_step", params, grads, float(case["lr"]))
+    return new, grads, kept
+
+
+def sgd_exact(sgd_step, data):
+    """Every key is updated as p - lr * g."""
+    case = cases(data)[0]
+    new, _, _ = _sgd(sgd_step, case)
+    if not isinstance(new, dict):
+        raise AssertionError(f"sgd_step returned {type(new).__name__}; return a dict with the keys W, b, V, c")
+    for key in KEYS:
+        if key not in new:
+            raise AssertionError(f"the dict sgd_step returned has no key {key!r}: every parameter takes a step")
+        got = _array(f"the new {key}", new[key], case["p" + key].shape)
+        expected = case["p" + key] - float(case["lr"]) * case["g" + key]
+        if not np.allclose(got, expected, rtol=_tol(got.dtype, 1e-12, 1e-6), atol=1e-14):
+            raise AssertionError(f"the new {key} is not p - lr * g")
+
+
+def sgd_keeps_grads(sgd_step, data):
+    """sgd_step does not modify the gradients it is given."""
+    case = cases(data)[0]
+    _, grads, kept = _sgd(sgd_step, case)
+    changed = [k for k in KEYS if not np.array_equal(np.asarray(grads[k]), kept[k], equal_nan=True)]
+    if changed:
+        raise AssertionError(f"sgd_step changed the gradients {', '.join(changed)}; read them, do not modify them")
+
+
+# ------------------------------------------------------------------------------------------------
+# training: a small synthetic stand-in for MNIST (no data files, no time budget)
+# ------------------------------------------------------------------------------------------------
+def synthetic_task(seed, n_in, n_out, n_train, n_test, separation):
+    """Gaussian clusters, one per class: (X_train, y_train, X_test, y_test), X float64 (N, n_in)."""
+    rng = np.random.default_rng(int(seed))
+    means = rng.standard_normal((int(n_out), int(n_in)))
+    means *= float(separation) / np.linalg.norm(means, axis=1, keepdims=True)
+    y = rng.integers(0, int(n_out), size=int(n_train) + int(n_test))
+    X = means[y] + rng.standard_normal((y.size, int(n_in)))
+    return X[:int(n_train)], y[:int(n_train)], X[int(n_train):], y[int(n_train):]
+
+
+def train_errors(init_params, forward, backward, sgd_step, spec):
+    """Test error after every epoch of plain minibatch SGD with the student's functions."""
+    s = {k: np.asarray(v).item() for k, v in spec.items()}
+    X, y, Xt, yt = synthetic_task(s["seed"], s["n_in"], s["n_out"], s["n_train"], s["n_test"], s["separation"])
+    rng = np.random.default_rng(int(s["seed"]) + 1)
+    params = _call(init_params, "init_params", int(s["n_in"]), int(s["n_hidden"]), int(s["n_out"]), rng)
+    eye = np.eye(int(s["n_out"]))
+    batch, errors = int(s["batch_size"]), []
+    for _ in range(int(s["epochs"])):
+        order = rng.permutation(X.shape[0])
+        for start in range(0, X.shape[0] - batch + 1, batch):
+            idx = order[start:start + batch]
+            probs, cache = _probs(forward, params, X[idx])
+            grads = _call(backward, "backward", params, cache, eye[y[idx]])
+            params = _call(sgd_step, "sgd_step", params, grads, float(s["learning_rate"]))
+        if not isinstance(params, dict):
+            raise AssertionError("sgd_step must return the parameter dict")
+        with np.errstate(all="ignore"):
+            probs, _ = _probs(forward, params, Xt)
+        probs = np.nan_to_num(np.asarray(probs, dtype=np.float64), nan=-1.0)
+        errors.append(float(np.mean(np.argmax(probs, axis=1) != yt)))
+        if errors[-1] < float(s["target"]):
+            break
+    return errors
+
+
+_TRAINED = {}
+
+
+def training_reaches(init_params, forward, backward, sgd_step, data, threshold):
+    """The network trained with the student's functions reaches test error < ``threshold``."""
+    spec = {k: v for k, v in data.items()}
+    key = (id(init_params), id(forward), id(backward), id(sgd_step), pack(spec))
+    if key not in _TRAINED:
+        try:
+            _TRAINED[key] = train_errors(init_params, forward, backward, sgd_step, spec)
+        except AssertionError as exc:
+            _TRAINED[key] = str(exc)
+    errors = _TRAINED[key]
+    if isinstance(errors, str):
+        raise AssertionError(f"training failed: {errors}")
+    best = min(errors) if errors else 1.0
+    if not best < float(threshold):
+        raise AssertionError(f"best test error {best:.2%} after {len(errors)} epoch(s) is not below "
+                             f"{float(threshold):.0%}")

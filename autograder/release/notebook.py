@@ -1,0 +1,106 @@
+"""The otter/nbgrader assignment in one neutral form; :mod:`.otter` and :mod:`.nbgrader` write it out.
+
+The notebook holds the student's module in two code cells: the implementation (everything of
+``solutions/mlp.py`` but its top-level solution blocks) and the helpers (those blocks: the
+reference's private helpers, optional for students). One question per check follows, with the
+check's tests. Solution regions are rendered in each tool's own marker syntax by a ``Markers``
+object, so the reference's marker grammar is parsed once and written twice.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..checks.training import PARTIAL_SCALE
+from ..config import CourseConfig
+from ..handout.markers import Code, SolutionBlock, SolutionLine, parse
+from ..handout.skeleton import _enclosing_function, stub_message
+from ..paths import SOLUTIONS_DIR
+from ..reference import set_activation_line
+from .expected import ReleaseTest
+
+CHECKS_MODULE = "bplab_checks"
+NOTEBOOK = "backprop_lab.ipynb"
+
+
+class Markers(Protocol):
+    def block(self, indent: str, lines: list[str], stub: str | None) -> list[str]:
+        """A solution region; ``stub`` is the NotImplementedError message (None: top-level helpers)."""
+
+
+@dataclass
+class Question:
+    check_id: str
+    points: float
+    prompt: str
+    tests: list[ReleaseTest] = field(default_factory=list)
+
+
+def _render(segments, markers: Markers) -> list[str]:
+    out: list[str] = []
+    for seg in segments:
+        if isinstance(seg, Code):
+            out.extend(seg.lines)
+            continue
+        lines = list(seg.lines) if isinstance(seg, SolutionBlock) else [seg.code]
+        indent = seg.indent
+        function = _enclosing_function(out, indent) if indent else None
+        hint = seg.hint if isinstance(seg, SolutionBlock) else None
+        out.extend(markers.block(indent, lines, stub_message(function, hint) if function else None))
+    while out and not out[-1].strip():
+        out.pop()
+    return out
+
+
+def module_cells(config: CourseConfig, markers: Markers) -> tuple[str, str]:
+    """(implementation cell, helpers cell) sources with solution regions in ``markers``' syntax."""
+    text = set_activation_line((SOLUTIONS_DIR / "mlp.py").read_text(encoding="utf-8"), config.activation)
+    parsed = parse(text, "solutions/mlp.py")
+    top = [s for s in parsed.segments if isinstance(s, (SolutionBlock, SolutionLine)) and not s.indent]
+    rest = [s for s in parsed.segments if s not in top]
+    implementation = "\n".join(_render(rest, markers))
+    helpers = "\n".join(["# Your own helper functions (for example the activation and its derivative) go in this",
+                         "# cell, if you want any (delete the placeholder below if you need none). The graded",
+                         "# functions are in the cell above."]
+                        + _render(top, markers))
+    return implementation, helpers
+
+
+def intro(config: CourseConfig) -> str:
+    return (f"# {config.name}: backprop lab ({config.year})\n\n"
+            f"Implement a one-hidden-layer network in numpy. **This year's hidden activation is "
+            f"`{config.activation}`.** Write `init_params`, `forward`, `backward` and `sgd_step` in the next "
+            "cell (the docstrings give every shape; keep the names and signatures), run it, then run the "
+            "test cells. Shapes are batch-major: `X` is `(N, n_in)`, `Y` one-hot `(N, n_out)`.\n\n"
+            f"The tests call `{CHECKS_MODULE}.py` (next to this notebook). Public tests check your code on "
+            "a public toy case; hidden tests use this year's hidden cases. Points per part: "
+            + ", ".join(f"{k} {v:g}" for k, v in config.rubric.items()) + ".")
+
+
+def _training_prompt(config: CourseConfig) -> str:
+    steps = sorted(PARTIAL_SCALE, key=lambda ef: -ef[0])
+    scale = "; ".join(f"below {e:.0%}: {f:.0%}" for e, f in steps)
+    return (f"A small network (32 hidden units) is trained with YOUR four functions by plain minibatch SGD on a "
+            f"synthetic 4-class task (a stand-in for MNIST, which the backprop-lab grader uses). Full points for "
+            f"a test error below {config.training.target_error:.0%} within 5 epochs; partial credit: {scale}.")
+
+
+PROMPTS = {
+    "forward": "`forward(params, X)` returns `(probs, cache)`: softmax probabilities `(N, n_out)`, each row "
+               "summing to 1, for every N (including N=1) and without overflow on large logits.",
+    "gradients": "`backward(params, cache, Y)` returns the gradients of the MEAN negative log-likelihood over "
+                 "the batch, a dict with the keys and shapes of `params`. Each parameter is a test.",
+    "minibatch": "The gradient of a batch is the mean of the per-example gradients; each output row depends "
+                 "only on its input row; N=1 and odd N work; `forward` and `backward` never modify their inputs.",
+    "sgd_step": "`sgd_step(params, grads, learning_rate)` returns `{k: params[k] - learning_rate * grads[k]}` "
+                "for every key and leaves `grads` unchanged.",
+}
+
+
+def questions(config: CourseConfig, tests: list[ReleaseTest]) -> list[Question]:
+    """One question per check id (rubric order), each with its tests and the check's points."""
+    out = []
+    for check_id, points in config.rubric.items():
+        prompt = PROMPTS.get(check_id) or _training_prompt(config)
+        out.append(Question(check_id, float(points), prompt, [t for t in tests if t.check_id == check_id]))
+    return out

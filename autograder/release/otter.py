@@ -1,0 +1,150 @@
+"""otter/: the assignment as an otter-grader master notebook, built by running the real ``otter assign``.
+
+Layout written into ``otter/``: ``backprop_lab.ipynb`` (the master notebook: a raw ``# ASSIGNMENT
+CONFIG`` cell, ``# BEGIN QUESTION`` blocks with ``# BEGIN TESTS`` test cells, solution regions between
+``# BEGIN SOLUTION NO PROMPT`` and ``# END SOLUTION`` with the stub as a ``# BEGIN PROMPT`` block),
+``bplab_checks.py``, and what ``otter assign`` made of it: ``dist/student/`` (the student notebook,
+public tests only), ``dist/autograder/`` and ``autograder.zip`` (all tests, for ``otter run`` or
+Gradescope). ``otter grade`` needs Docker; ``otter run -a autograder.zip SUBMISSION`` does not.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import yaml
+
+from ..config import CourseConfig
+from ..errors import UserError
+from . import nbchecks
+from .expected import ReleaseTest
+from .notebook import CHECKS_MODULE, NOTEBOOK, intro, module_cells, questions
+
+DATA = f"{CHECKS_MODULE}.unpack"
+
+
+class OtterMarkers:
+    """Solution regions the way ``otter assign`` strips them; the stub survives as a prompt."""
+
+    def block(self, indent: str, lines: list[str], stub: str | None) -> list[str]:
+        if stub is None:
+            prompt = [f"{indent}# (your helper functions here)"]
+        else:
+            prompt = [f"{indent}# YOUR CODE HERE", f"{indent}raise NotImplementedError({json.dumps(stub, ensure_ascii=False)})"]
+        return ([f'{indent}""" # BEGIN PROMPT'] + prompt + [f'{indent}""" # END PROMPT',
+                f"{indent}# BEGIN SOLUTION NO PROMPT"] + lines + [f"{indent}# END SOLUTION"])
+
+
+def _kernel_metadata(nb: nbformat.NotebookNode) -> None:
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+
+
+def test_cell(test: ReleaseTest) -> str:
+    """An exception-based otter test: config block, one test function (args from the notebook), its call."""
+    name = f"test_{test.test_id}"
+    config = yaml.safe_dump({"points": float(test.points), "hidden": bool(test.hidden)}, sort_keys=True).strip()
+    return "\n".join([
+        '""" # BEGIN TEST CONFIG', config, '""" # END TEST CONFIG',
+        f"def {name}({', '.join(test.args)}):",
+        f"    import {CHECKS_MODULE}",
+        f"    data = {DATA}({json.dumps(nbchecks.pack(test.data))})",
+        f"    {test.call(CHECKS_MODULE, 'data')}",
+        "", f"{name}({', '.join(test.args)})"])
+
+
+def assignment_config(config: CourseConfig) -> str:
+    cfg = {"name": f"{config.assignment}-{config.year}", "requirements": ["numpy"],
+           "files": [f"{CHECKS_MODULE}.py"], "export_cell": False, "init_cell": True,
+           "check_all_cell": False, "run_tests": True, "strip_solutions_from_all_cells": True,
+           "tests": {"files": True, "ok_format": False}}
+    return "# ASSIGNMENT CONFIG\n" + yaml.safe_dump(cfg, sort_keys=False)
+
+
+def master_notebook(config: CourseConfig, tests: list[ReleaseTest]) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    _kernel_metadata(nb)
+    implementation, helpers = module_cells(config, OtterMarkers())
+    cells = [nbformat.v4.new_raw_cell(assignment_config(config)), nbformat.v4.new_markdown_cell(intro(config)),
+             nbformat.v4.new_code_cell(implementation, metadata={"backprop_lab": {"role": "implementation"}}),
+             nbformat.v4.new_code_cell(helpers, metadata={"backprop_lab": {"role": "helpers"}})]
+    for q in questions(config, tests):
+        cells += [nbformat.v4.new_raw_cell(f"# BEGIN QUESTION\nname: {q.check_id}\n"),
+                  nbformat.v4.new_markdown_cell(f"## {q.check_id} ({q.points:g} points)\n\n{q.prompt}"),
+                  nbformat.v4.new_raw_cell("# BEGIN TESTS")]
+        cells += [nbformat.v4.new_code_cell(test_cell(t)) for t in q.tests]
+        cells += [nbformat.v4.new_raw_cell("# END TESTS"), nbformat.v4.new_raw_cell("# END QUESTION")]
+    nb.cells = cells
+    return nb
+
+
+def otter_command() -> list[str]:
+    exe = shutil.which("otter")
+    if exe:
+        return [exe]
+    try:
+        import otter  # noqa: F401
+    except ImportError:
+        raise UserError("otter-grader is not installed, and the release builds otter/ with `otter assign`: "
+                        "pip install 'otter-grader==7.*' (or pip install -e '.[test]')") from None
+    return [sys.executable, "-m", "otter"]
+
+
+def run_otter(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    proc = subprocess.run(otter_command() + args, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return proc
+
+
+def build_otter(config: CourseConfig, tests: list[ReleaseTest], dst: Path) -> list[str]:
+    """Write the master notebook and the checks module into ``dst`` and run ``otter assign`` there."""
+    dst = Path(dst)
+    dst.mkdir(parents=True, exist_ok=True)
+    nbformat.write(master_notebook(config, tests), dst / NOTEBOOK)
+    shutil.copyfile(Path(nbchecks.__file__), dst / f"{CHECKS_MODULE}.py")
+    proc = run_otter(["assign", "-v", NOTEBOOK, "dist"], cwd=dst)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-12:])
+        raise UserError(f"`otter assign` failed on the master notebook (exit {proc.returncode}):\n{tail}")
+    zips = sorted((dst / "dist" / "autograder").glob("*.zip"))
+    if len(zips) != 1:
+        raise UserError(f"`otter assign` made {len(zips)} autograder zips in {dst / 'dist/autograder'}, expected 1")
+    shutil.copyfile(zips[0], dst / "autograder.zip")
+    (dst / "README.md").write_text(README.format(year=config.year, notebook=NOTEBOOK), encoding="utf-8")
+    return sorted(str(p.relative_to(dst)) for p in dst.rglob("*") if p.is_file())
+
+
+README = """# otter-grader version of the {year} release
+
+- `{notebook}`: the master notebook (solutions, all tests). Rebuild with `otter assign {notebook} dist`.
+- `dist/student/`: what students get (notebook with stubs, `bplab_checks.py`, public tests in `tests/`).
+  Students check themselves with `otter check {notebook}` in that folder.
+- `autograder.zip` (= `dist/autograder/*.zip`): every test, hidden ones included (instructor-side).
+
+Grade one submission without Docker:  `otter run -a autograder.zip SUBMISSION.ipynb -o OUT`
+(writes `OUT/results.json`). `otter grade` (a whole class) always runs in Docker containers, and the
+zip can be uploaded to Gradescope as an otter autograder. The training test uses a synthetic
+stand-in for MNIST and has no time budget; the backprop-lab grader (`../gradescope/`) is the
+sandboxed one. otter runs student code unsandboxed in its own kernel.
+"""
+
+
+def submission_notebook(student_nb: Path, source: str, out: Path) -> None:
+    """A filled-in student notebook: the implementation cell holds ``source`` (a whole mlp.py), the
+    helpers cell nothing (tests and mutants are written as one module)."""
+    nb = nbformat.read(student_nb, as_version=4)
+    roles = {c.metadata.get("backprop_lab", {}).get("role"): c for c in nb.cells if c.cell_type == "code"}
+    if "implementation" not in roles or "helpers" not in roles:
+        raise ValueError(f"{student_nb}: no implementation/helpers cells (metadata backprop_lab.role)")
+    roles["implementation"].source = source
+    roles["helpers"].source = "# (everything is in the cell above)"
+    nbformat.write(nb, out)
+
+
+def results_by_question(results_json: Path) -> dict[str, float]:
+    """``otter run``'s results.json: {question name: score} (the 'Public Tests' summary skipped)."""
+    data = json.loads(Path(results_json).read_text())
+    return {t["name"]: float(t.get("score") or 0.0) for t in data["tests"] if "max_score" in t}
