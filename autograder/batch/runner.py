@@ -311,7 +311,7 @@ class Reporter:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
                 TimeRemainingColumn
-            self.progress = Progress(TextColumn("grading"), BarColumn(), MofNCompleteColumn(),
+            self.progress = Progress(TextColumn("grading"), BarColumn(bar_width=24), MofNCompleteColumn(),
                                      TextColumn("[red]{task.fields[failed]} failed"), TextColumn("ETA"),
                                      TimeRemainingColumn(), TimeElapsedColumn(), TextColumn("{task.fields[last]}"),
                                      console=Console(file=self.stream))
@@ -324,7 +324,11 @@ class Reporter:
         self.failed += bad
         shown = "-" if score is None else f"{score:g}/{max_score:g}"
         if self.progress is not None:
-            self.progress.update(self.task, advance=1, failed=self.failed, last=f"{student}: {shown}")
+            if bad:
+                self.progress.console.print(f"[red]{student}[/red]: {status} ({shown})", markup=True,
+                                            highlight=False)
+            name = student if len(student) <= 24 else student[:23] + "…"
+            self.progress.update(self.task, advance=1, failed=self.failed, last=f"{name}: {shown}")
         elif self.mode == "lines":
             rate = (time.monotonic() - self.started) / self.done
             eta = rate * (self.total - self.done)
