@@ -325,7 +325,8 @@ class Reporter:
         shown = "-" if score is None else f"{score:g}/{max_score:g}"
         if self.progress is not None:
             if bad:
-                self.progress.console.print(f"[red]{student}[/red]: {status} ({shown})", markup=True,
+                from rich.markup import escape
+                self.progress.console.print(f"[red]{escape(student)}[/red]: {escape(status)} ({shown})",
                                             highlight=False)
             name = student if len(student) <= 24 else student[:23] + "…"
             self.progress.update(self.task, advance=1, failed=self.failed, last=f"{name}: {shown}")
