@@ -313,7 +313,7 @@ class Reporter:
                 TimeRemainingColumn
             self.progress = Progress(TextColumn("grading"), BarColumn(bar_width=24), MofNCompleteColumn(),
                                      TextColumn("[red]{task.fields[failed]} failed"), TextColumn("ETA"),
-                                     TimeRemainingColumn(), TimeElapsedColumn(), TextColumn("{task.fields[last]}"),
+                                     TimeRemainingColumn(), TimeElapsedColumn(), TextColumn("{task.fields[last]}", markup=False),
                                      console=Console(file=self.stream))
             self.task = self.progress.add_task("grading", total=total, failed=0, last="")
             self.progress.start()
