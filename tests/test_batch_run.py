@@ -231,3 +231,23 @@ def test_kill_9_at_any_moment_then_rerun(tmp_path):
     assert all(n <= 1 for n in events.values()), events   # no student graded (to completion) twice
     assert sorted(states(out)) == students
     assert not list(out.glob("*/.*.tmp"))
+
+
+def test_a_student_cannot_read_other_submissions_or_results(tmp_path):
+    from autograder.sandbox.level import detect
+    if not detect().bwrap:
+        pytest.skip("needs the bubblewrap isolation level")
+    subs, out = tmp_path / "class", tmp_path / "out"
+    subs.mkdir()
+    (subs / "victim.py").write_text("# SECRET-ANSWER-42\n" + REF)
+    spy = (f"import os\nLEAK = []\nfor _p in [{str(subs / 'victim.py')!r}, {str(subs)!r}, {str(out)!r}]:\n"
+           "    try:\n"
+           "        LEAK.append(open(_p).read()[:40] if os.path.isfile(_p) else sorted(os.listdir(_p)))\n"
+           "    except Exception as _e:\n"
+           "        LEAK.append(type(_e).__name__)\n"
+           "print('LEAK', LEAK)\n") + REF
+    (subs / "spy.py").write_text(spy)
+    run_batch(subs, out, jobs=2, with_training=False, **quiet())
+    page = (out / "spy" / "feedback.html").read_text(encoding="utf-8")
+    assert "LEAK" in page
+    assert "SECRET-ANSWER-42" not in page and "victim" not in page.split("LEAK", 1)[1]

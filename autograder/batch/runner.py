@@ -344,8 +344,15 @@ class Reporter:
 
 
 def _masks(submissions: Path, out: Path) -> tuple[str, ...]:
-    """Other students' work and all reports stay hidden from every sandboxed worker."""
-    return tuple(str(p.resolve()) for p in (submissions, out))
+    """Other students' work and all reports stay hidden from every sandboxed worker.
+
+    Paths inside the temp folder are left out: each worker session already hides the whole temp folder
+    (its scratch lives there), and masking a path below an already-masked one only adds mounts.
+    """
+    import tempfile
+    tmp = Path(tempfile.gettempdir()).resolve()
+    paths = [p.resolve() for p in (submissions, out)]
+    return tuple(str(p) for p in paths if p != tmp and tmp not in p.parents)
 
 
 def _started_not_done(out: Path, since: float) -> set[str]:
