@@ -17,8 +17,8 @@ from .training import BASELINE, Dataset, RunResult, Settings, make_dataset, sett
 
 #: a test error at or above this is "did not learn" (chance is 90% on ten classes)
 NO_LEARNING = 0.80
-#: differences smaller than this many points of test error are "about the same"
-SAME_POINTS = 0.3
+#: differences smaller than this many points of test error (rounded to 0.1) are "about the same"
+SAME_POINTS = 0.25
 
 
 @dataclass
@@ -48,6 +48,12 @@ def points(run: RunResult, baseline: RunResult) -> float:
     return 100 * (run.final_test_error - baseline.final_test_error)
 
 
+def signed(d: float) -> str:
+    """+1.3 / -0.4 / +0.0 (never '-0.0')."""
+    d = round(d, 1)
+    return f"{d + 0.0:+.1f}"
+
+
 def verdict(run: RunResult, baseline: RunResult) -> str:
     """How ``run`` did against exact backprop, in a clause with the measured numbers."""
     if run.diverged:
@@ -56,8 +62,8 @@ def verdict(run: RunResult, baseline: RunResult) -> str:
     if run.final_test_error >= NO_LEARNING:
         return f"did not learn ({pct(run.final_test_error)} test error)"
     d = points(run, baseline)
-    if abs(d) < SAME_POINTS:
-        text = f"matched exact backprop ({pct(run.final_test_error)} test error, {d:+.1f} points)"
+    if abs(round(d, 1)) < SAME_POINTS:
+        text = f"matched exact backprop ({pct(run.final_test_error)} test error, {signed(d)} points)"
     elif d > 0:
         text = f"reached {pct(run.final_test_error)} test error, {d:.1f} points worse than exact backprop"
     else:

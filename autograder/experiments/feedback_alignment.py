@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import ExperimentResult, by_name, pct, points, run_family, verdict
+from .base import ExperimentResult, points, run_family, verdict
 from .training import RunResult, Variant
 
 NAME = "feedback_alignment"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import ExperimentResult, join, pct, points, run_family, verdict
+from .base import ExperimentResult, join, pct, points, run_family, signed, verdict
 from .training import RunResult, Variant
 
 NAME = "noise"
@@ -52,9 +52,9 @@ def interpret(runs: dict[str, RunResult], baseline: RunResult) -> str:
     text = f"test error at sigma = {sig}: {join(parts)} (exact backprop {pct(baseline.final_test_error)})"
     ranked = sorted(WHERE, key=lambda w: points(runs[label(w, LEVELS[-1])], baseline))
     best, worst = ranked[0], ranked[-1]
-    text += (f"; at sigma = {LEVELS[-1]:.1f} noise {PHRASE[worst]} hurt most "
-             f"({verdict(runs[label(worst, LEVELS[-1])], baseline)}) and noise {PHRASE[best]} least "
-             f"({points(runs[label(best, LEVELS[-1])], baseline):+.1f} points)")
+    text += (f"; at sigma = {LEVELS[-1]:.1f} noise {PHRASE[best]} hurt least "
+             f"({signed(points(runs[label(best, LEVELS[-1])], baseline))} points) and noise {PHRASE[worst]} most: "
+             f"it {verdict(runs[label(worst, LEVELS[-1])], baseline)}")
     return text
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import ExperimentResult, SAME_POINTS, join, pct, points, run_family, verdict
+from .base import ExperimentResult, join, pct, points, run_family, signed, verdict
 from .training import RunResult, Variant
 
 NAME = "stale_weights"
@@ -29,7 +29,7 @@ def variants() -> list[Variant]:
 def interpret(runs: dict[str, RunResult], baseline: RunResult) -> str:
     rs = [runs[label(k)] for k in KS]
     ds = [points(r, baseline) for r in rs]
-    listed = join([f"{pct(r.final_test_error)} ({d:+.1f} points)" for r, d in zip(rs, ds)])
+    listed = join([f"{pct(r.final_test_error)} ({signed(d)} points)" for r, d in zip(rs, ds)])
     text = (f"with V from {join([str(k) for k in KS])} steps ago the test error was {listed} against "
             f"{pct(baseline.final_test_error)} for exact backprop")
     bad = [(k, r) for k, r in zip(KS, rs) if r.diverged or r.final_test_error >= 0.8]
