@@ -310,3 +310,14 @@ def test_gradebook_command_merges_foreign_results(tmp_path):
     text = (tmp_path / "book2" / "gradebook.csv").read_text()
     assert text.splitlines()[1].startswith("ann,20,20") and "ben,5,5" in text
     assert (tmp_path / "book2" / "summary.html").read_text().count("<img") >= 1
+
+
+def test_gradebook_merges_a_gradescope_export_with_results(tmp_path):
+    root = tmp_path / "export" / "assignment_9_export"
+    (root / "submission_101" / "results").mkdir(parents=True)
+    (root / "submission_metadata.yml").write_text(GRADESCOPE_YML)
+    (root / "submission_101" / "results" / "results.json").write_text(json.dumps(results_json({"forward": 20})))
+    (root / "submission_102").mkdir()
+    rows, issues = merge([tmp_path / "export"], tmp_path / "book")
+    assert [(r.student, r.name, r.email, r.total) for r in rows] == [("1815", "Ada Lovelace", "ada@example.edu", 20)]
+    assert any("submission_102" in i for i in issues)

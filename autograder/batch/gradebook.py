@@ -191,6 +191,8 @@ def find_results(paths: Iterable[Path | str]) -> tuple[list[tuple[str, Path]], l
             found.append((_student_of(p), p))
         elif (p / "results.json").is_file():
             found.append((p.resolve().name, p / "results.json"))
+        elif _gradescope_root(p) is not None:
+            found += _gradescope_results(_gradescope_root(p), issues)
         else:
             hits = sorted(q for q in p.rglob("results.json") if len(q.relative_to(p).parts) <= 4
                           and not any(part.startswith(".") for part in q.relative_to(p).parts))
@@ -199,6 +201,35 @@ def find_results(paths: Iterable[Path | str]) -> tuple[list[tuple[str, Path]], l
             for q in hits:
                 found.append((q.relative_to(p).parts[0] if len(q.relative_to(p).parts) > 1 else p.resolve().name, q))
     return found, issues
+
+
+def _gradescope_root(p: Path) -> Path | None:
+    """The folder holding submission_metadata.yml (p itself or its single sub-folder), if any."""
+    from .discover import GRADESCOPE_METADATA
+    if (p / GRADESCOPE_METADATA).is_file():
+        return p
+    subdirs = [c for c in p.iterdir() if c.is_dir() and not c.name.startswith(".")]
+    if len(subdirs) == 1 and (subdirs[0] / GRADESCOPE_METADATA).is_file():
+        return subdirs[0]
+    return None
+
+
+def _gradescope_results(root: Path, issues: list[str]) -> list[tuple[str, Path]]:
+    """A Gradescope export with results: students named as `batch` names them (sid, else email, else name)."""
+    from .discover import _gradescope
+    found = []
+    for entry in _gradescope(root, {}, "").entries:
+        hits = sorted(entry.path.rglob("results.json")) if entry.path is not None else []
+        if not hits:
+            issues.append(f"{entry.source}: no results.json in this submission folder")
+            continue
+        found.append((entry.student, hits[0]))
+        _GRADESCOPE_META[str(hits[0].resolve())] = {"name": entry.name, "sid": entry.sid, "email": entry.email,
+                                                     "late": entry.late}
+    return found
+
+
+_GRADESCOPE_META: dict[str, dict] = {}
 
 
 def _student_of(path: Path) -> str:
@@ -236,6 +267,9 @@ def merge(paths: Iterable[Path | str], out: Path | str) -> tuple[list[Row], list
             if feedback.is_file() and feedback.resolve() != (target / "feedback.html").resolve():
                 shutil.copyfile(feedback, target / "feedback.html")
             row = row_from_results(student, data, feedback_link(out, student))
+            for key, value in _GRADESCOPE_META.get(str(path.resolve()), {}).items():
+                if value and not getattr(row, key):
+                    setattr(row, key, value)
             if clash:
                 row.status = "clash"
                 row.note = "; ".join(filter(None, [f"{len(paths_)} results map to student {sid!r} "
