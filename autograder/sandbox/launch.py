@@ -127,16 +127,21 @@ def command(iso: Isolation, spec: LaunchSpec) -> list[str]:
         return inner
     argv = [iso.bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
             "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    emptied = ["/tmp"]
     for path in spec.masked:
         if path.exists() and path.is_dir():
             argv += ["--tmpfs", str(path)]
+            emptied.append(str(path))
         elif path.exists():
             argv += ["--ro-bind", "/dev/null", str(path)]
     for path in spec.exposed:
         if path.exists():
             argv += ["--ro-bind", str(path), str(path)]
-    argv += ["--bind", str(spec.scratch), str(spec.scratch), "--chdir", str(spec.scratch), "--"]
-    return argv + inner
+    argv += ["--bind", str(spec.scratch), str(spec.scratch)]
+    # The masks are empty tmpfs: read-only, or they would be memory the worker can fill without limit.
+    for path in emptied:
+        argv += ["--remount-ro", path]
+    return argv + ["--chdir", str(spec.scratch), "--"] + inner
 
 
 def _preexec(iso: Isolation, limits: Limits):

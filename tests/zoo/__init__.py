@@ -1,0 +1,237 @@
+"""The grader's test zoo: submissions with the verdict each must get.
+
+An ``Entry`` names a submission (built from the reference by asserted substitutions, or hostile),
+the activation it is graded under, the expected score per check id, the diagnosis ids each check
+must report, words its feedback must contain, and how long grading it may take. ``training`` is the
+expected training score where a test trains it (``None``: training is not part of its verdict).
+
+Default rubric: forward 15 (3 x 5), gradients 35 (4 x 8.75), minibatch 20 (4 x 5), sgd_step 10 (2 x 5).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import hostile as H
+from . import sources as S
+from .hostile import Probe
+
+FULL = {"forward": 15.0, "gradients": 35.0, "minibatch": 20.0, "sgd_step": 10.0}
+G = 8.75   # one gradient key
+T = 5.0    # one forward / minibatch / sgd_step test
+
+
+def full(**changes: float) -> dict[str, float]:
+    return {**FULL, **changes}
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    kind: str                                    # correct, bug, hostile
+    build: Callable[[Probe], str]
+    expect: dict[str, float]                     # check id -> score (training excluded unless below)
+    diagnoses: dict[str, tuple[str, ...]] = field(default_factory=dict)   # check id -> ids that must appear
+    words: dict[str, tuple[str, ...]] = field(default_factory=dict)       # check id -> words in its messages
+    activation: str = "relu"
+    seconds: float = 8.0                         # grading must finish within this (no hang)
+    training: float | None = None                # expected training score when trained
+    status: str | None = None                    # expected report.status, when it matters
+    needs_full: bool = False                     # its containment facts hold only under full isolation
+
+
+def _src(fn: Callable[[], str]) -> Callable[[Probe], str]:
+    return lambda probe: fn()
+
+
+def _patched(*pairs: tuple[str, str], activation: str = "relu") -> Callable[[Probe], str]:
+    return lambda probe: S.patch(S.ref(activation), *pairs)
+
+
+D_LOGITS = "d_logits = (probs - Y) / n"
+
+CORRECT = [
+    Entry(f"reference_{act}", "correct", _src(lambda act=act: S.ref(act)), FULL, activation=act)
+    for act in ("relu", "sigmoid", "tanh")
+] + [
+    Entry("column_major", "correct", _src(S.column_major), FULL),
+    Entry("float32", "correct", _src(S.float32), FULL),
+    Entry("einsum", "correct", _src(S.einsum), FULL),
+    Entry("inplace_sgd_step", "correct", _src(S.inplace_sgd), FULL),
+    Entry("hidden_unit_loops", "correct", _src(S.hidden_unit_loops), FULL),
+    Entry("per_example_loop", "correct", _src(S.per_example_loop), FULL),
+    Entry("cache_extra_keys", "correct", _src(S.cache_extra_keys), FULL),
+    Entry("logsumexp_softmax", "correct", _src(S.logsumexp_softmax), FULL),
+] + [
+    Entry(f"activation_table_{act}", "correct", _src(lambda act=act: S.activation_table(act)), FULL, activation=act)
+    for act in ("relu", "sigmoid", "tanh")
+]
+
+BUGS = [
+    Entry("grad_summed_not_averaged", "bug", _patched((D_LOGITS, "d_logits = (probs - Y)")),
+          full(gradients=0, minibatch=2 * T),
+          {"gradients": ("grad_factor_n",), "minibatch": ("grad_factor_n", "batch_size_dependent")},
+          {"gradients": ("batch size", "mean"), "minibatch": ("SUM",)}),
+    Entry("grad_averaged_twice", "bug", _patched((D_LOGITS, "d_logits = (probs - Y) / n / n")),
+          full(gradients=0, minibatch=2 * T),
+          {"gradients": ("grad_factor_1_over_n",), "minibatch": ("grad_factor_1_over_n",)},
+          {"gradients": ("divided by the batch size twice",), "minibatch": ("twice",)}),
+    Entry("grad_sign_flipped", "bug", _patched((D_LOGITS, "d_logits = (Y - probs) / n")),
+          full(gradients=0, minibatch=3 * T),
+          {"gradients": ("grad_sign_flipped",), "minibatch": ("batch_size_dependent",)},
+          {"gradients": ("opposite sign", "Y - probs")}),
+    Entry("grad_W_transposed", "bug", _patched(('"W": d_a.T @ X,', '"W": X.T @ d_a,')),
+          full(gradients=3 * G, minibatch=2 * T),
+          {"gradients": ("grad_transposed",)}, {"gradients": ("transposed", "dL/dW")}),
+    Entry("sigmoid_derivative_h", "bug", _patched(("return h * (1.0 - h)", "return h"), activation="sigmoid"),
+          full(gradients=2 * G, minibatch=3 * T), {"gradients": ("sigmoid_derivative_h",)},
+          {"gradients": ("h * (1 - h)",)}, activation="sigmoid"),
+    Entry("tanh_derivative_not_squared", "bug", _patched(("return 1.0 - h * h", "return 1.0 - h"), activation="tanh"),
+          full(gradients=2 * G, minibatch=3 * T), {"gradients": ("tanh_derivative_not_squared",)},
+          {"gradients": ("1 - h^2",)}, activation="tanh"),
+    Entry("relu_derivative_h", "bug", _patched(("return (a > 0).astype(a.dtype)", "return h")),
+          full(gradients=2 * G, minibatch=3 * T), {"gradients": ("relu_derivative_h",)},
+          {"gradients": ("ReLU derivative",)}),
+    Entry("dV_from_preactivation", "bug", _patched(('"V": d_logits.T @ h,', '"V": d_logits.T @ a,')),
+          full(gradients=3 * G, minibatch=3 * T), {"gradients": ("V_from_preactivation",)},
+          {"gradients": ("pre-activation",)}),
+    Entry("bias_grad_not_summed", "bug", _patched(('"b": d_a.sum(axis=0),', '"b": d_a,')),
+          full(gradients=3 * G, minibatch=2 * T), {"gradients": ("bias_not_summed",)},
+          {"gradients": ("sum over the batch axis", "dL/db")}),
+    Entry("bias_first_example_only", "bug",
+          _patched(('"b": d_a.sum(axis=0),', '"b": d_a[0],'), ('"c": d_logits.sum(axis=0),', '"c": d_logits[0],')),
+          full(gradients=2 * G, minibatch=2 * T), {"gradients": ("bias_first_example_only",)},
+          {"gradients": ("first example",)}),
+    Entry("naive_softmax", "bug", _patched(("shifted = logits - logits.max(axis=1, keepdims=True)", "shifted = logits")),
+          full(forward=2 * T), {"forward": ("softmax_overflow",)}, {"forward": ("overflow", "maximum")}),
+    Entry("softmax_axis0", "bug", _patched(("probs = e / e.sum(axis=1, keepdims=True)",
+                                            "probs = e / e.sum(axis=0, keepdims=True)")),
+          full(forward=0, gradients=0, minibatch=T),
+          {"forward": ("softmax_wrong_axis",), "minibatch": ("rows_depend_on_each_other",)},
+          {"forward": ("axis=1",), "minibatch": ("axis=1",)}),
+    Entry("forward_missing_b", "bug", _patched((S.FORWARD_FIRST, '    a = X @ params["W"].T\n')),
+          full(forward=0, gradients=0, minibatch=3 * T), {"forward": ("forward_missing_b",)},
+          {"forward": ("bias b",)}),
+    Entry("forward_missing_c", "bug", _patched(('logits = h @ params["V"].T + params["c"]', 'logits = h @ params["V"].T')),
+          full(forward=0, gradients=0, minibatch=3 * T), {"forward": ("forward_missing_c",)},
+          {"forward": ("bias c",)}),
+    Entry("forward_tanh_instead_of_relu", "bug",
+          _patched(("    h = _activate(a)\n", "    h = np.tanh(a)\n"), ("return (a > 0).astype(a.dtype)", "return 1.0 - h * h")),
+          full(forward=0, gradients=0, minibatch=3 * T), {"forward": ("wrong_activation",)},
+          {"forward": ("tanh", "relu"), "gradients": ("OWN forward",)}),
+    Entry("forward_mutates_X", "bug",
+          _patched(("    return probs, (X, a, h, probs)\n",
+                    "    cache = (X.copy(), a, h, probs)\n    X[...] = 0.0  # free the input\n    return probs, cache\n")),
+          full(minibatch=3 * T), {"minibatch": ("input_mutated",)}, {"minibatch": ("forward changed X",)}),
+    Entry("backward_mutates_params", "bug",
+          _patched(('    d_h = d_logits @ params["V"]\n',
+                    '    d_h = d_logits @ params["V"]\n    params["V"] -= 0.1 * (d_logits.T @ h)  # update on the way\n')),
+          full(minibatch=3 * T), {"minibatch": ("input_mutated",)}, {"minibatch": ("params.V",)}),
+    Entry("sgd_ascends", "bug", _patched(("params[key] - learning_rate * grads[key]",
+                                          "params[key] + learning_rate * grads[key]")),
+          full(sgd_step=T), {"sgd_step": ("sgd_ascends",)}, {"sgd_step": ("UP the gradient",)}),
+    Entry("sgd_skips_c", "bug", _patched(("for key in params}", 'for key in params if key != "c"}')),
+          full(sgd_step=T), {"sgd_step": ("sgd_skips_key",)}, {"sgd_step": ("'c'",)}),
+    Entry("sgd_ignores_lr", "bug", _patched(("params[key] - learning_rate * grads[key]", "params[key] - grads[key]")),
+          full(sgd_step=T), {"sgd_step": ("sgd_ignores_lr",)}, {"sgd_step": ("learning_rate",)}),
+    Entry("sgd_returns_list", "bug", _patched((S.SGD_RETURN, "    return [params[key] - learning_rate * grads[key] for key in params]\n")),
+          full(sgd_step=T), {"sgd_step": ("sgd_not_dict",)}, {"sgd_step": ("list", "dict")}),
+    Entry("sgd_mutates_grads", "bug",
+          _patched((S.SGD_RETURN, "    for key in grads:\n        grads[key] *= learning_rate\n"
+                                  "    return {key: params[key] - grads[key] for key in params}\n")),
+          full(sgd_step=T), {"sgd_step": ("sgd_mutates_grads",)}, {"sgd_step": ("changed its gradients",)}),
+    Entry("not_implemented", "bug", _src(S.skeleton),
+          {"forward": 0, "gradients": 0, "minibatch": 0, "sgd_step": 0},
+          {"forward": ("not_implemented",), "gradients": ("not_implemented",), "sgd_step": ("not_implemented",)},
+          {"forward": ("not implemented",), "gradients": ("not implemented",), "sgd_step": ("not implemented",)},
+          status="not_implemented"),
+    Entry("returns_np_matrix", "bug", _patched(("    return probs, (X, a, h, probs)\n",
+                                                "    return np.asmatrix(probs), (X, a, h, probs)\n")),
+          full(forward=0), {"forward": ("wrong_type",)}, {"forward": ("subclass", "matrix")}),
+    Entry("backward_returns_lists", "bug",
+          _patched(('    return {\n        "W": d_a.T @ X,', '    grads = {\n        "W": d_a.T @ X,'),
+                   ('        "c": d_logits.sum(axis=0),\n    }\n',
+                    '        "c": d_logits.sum(axis=0),\n    }\n    return {k: v.tolist() for k, v in grads.items()}\n')),
+          full(gradients=0, minibatch=2 * T), {"gradients": ("wrong_type",)}, {"gradients": ("list",)}),
+    Entry("syntax_error", "bug", _patched(("    return probs, (X, a, h, probs)\n", "    return probs, (X, a, h, probs\n")),
+          {"forward": 0, "gradients": 0, "minibatch": 0, "sgd_step": 0},
+          {"forward": ("syntax_error",)}, {"forward": ("does not compile", "line")}, status="syntax_error"),
+]
+
+HOSTILE = [
+    Entry("import_infinite_loop", "hostile", H.import_loop, {"forward": 0, "gradients": 0, "minibatch": 0, "sgd_step": 0},
+          {"forward": ("timeout",)}, {"forward": ("did not finish",)}, seconds=30, status="timeout"),
+    Entry("forward_infinite_loop", "hostile", H.forward_loop, full(forward=0, gradients=0, minibatch=0),
+          {"forward": ("timeout",), "gradients": ("timeout",)}, {"forward": ("did not finish",)}, seconds=60),
+    Entry("memory_bomb", "hostile", H.memory_bomb, full(forward=0, gradients=0, minibatch=0),
+          {"forward": ("memory",)}, {"forward": ("out of memory",)}),
+    Entry("fork_bomb", "hostile", H.fork_bomb, FULL, seconds=30, needs_full=True),
+    Entry("sigterm_ignored_sleep", "hostile", H.sigterm_sleep, full(sgd_step=0), {"sgd_step": ("timeout",)},
+          {"sgd_step": ("did not finish",)}, seconds=30),
+    Entry("os_exit_in_backward", "hostile", H.exit_in_backward, full(gradients=0, minibatch=2 * T),
+          {"gradients": ("crashed",)}, {"gradients": ("ended",)}),
+    Entry("stdout_flood", "hostile", H.stdout_flood, FULL, seconds=15),
+    Entry("fake_results", "hostile", H.fake_results, {"forward": 0, "gradients": 0, "minibatch": 0, "sgd_step": 0},
+          {"forward": ("not_implemented",)}, needs_full=True),
+    Entry("read_secrets", "hostile", H.read_secrets, {"forward": 0, "gradients": 0, "minibatch": 0, "sgd_step": 0},
+          seconds=30, needs_full=True),
+    Entry("write_grader", "hostile", H.write_grader, FULL, needs_full=True),
+    Entry("network", "hostile", H.network, FULL, seconds=15, needs_full=True),
+    Entry("numpy_monkeypatch", "hostile", H.numpy_monkeypatch, full(gradients=0, minibatch=T),
+          {"gradients": ("grad_factor_n",), "minibatch": ("input_mutated",)}, {"minibatch": ("forward changed X",)}),
+    Entry("lying_subclass", "hostile", H.lying_subclass, full(forward=0), {"forward": ("wrong_type",)},
+          {"forward": ("subclass",)}),
+    Entry("huge_arrays", "hostile", H.huge_arrays, full(forward=0, minibatch=3 * T), {"forward": ("wrong_shape",)},
+          {"forward": ("100000000",)}, seconds=20),
+    Entry("background_process", "hostile", H.background_process, FULL),
+    Entry("env_secret", "hostile", H.env_secret, FULL),
+    Entry("symlink_output_log", "hostile", H.symlink_output_log,
+          {"forward": 0, "gradients": 0, "minibatch": 0, "sgd_step": 0}, needs_full=True),
+    Entry("symlink_inputs", "hostile", H.symlink_inputs, FULL, needs_full=True),
+    Entry("restart_chown", "hostile", H.restart_chown, full(forward=2 * T), {"forward": ("crashed",)}, needs_full=True),
+    Entry("protocol_garbage", "hostile", H.protocol_garbage, {"forward": 0, "gradients": 0, "minibatch": 0, "sgd_step": 0},
+          {"forward": ("hostile_protocol",)}, {"forward": ("unreadable reply",)}, seconds=20),
+]
+
+def _hyperparams(new: str) -> Callable[[Probe], str]:
+    return _patched(("HYPERPARAMS = dict(SUGGESTED_HYPERPARAMS[ACTIVATION])\n", new))
+
+
+# Graded with training (MNIST). The fast ones fail before training starts.
+TRAINING = [
+    Entry("hyperparams_out_of_bounds", "bug",
+          _hyperparams('HYPERPARAMS = {"n_hidden": 100, "learning_rate": 50.0, "batch_size": 64, "epochs": 3}\n'),
+          FULL, {"training": ("bad_hyperparameters",)}, {"training": ("outside the allowed range", "learning_rate")},
+          training=0.0, seconds=15),
+    Entry("hyperparams_missing", "bug", _hyperparams(""), FULL, {"training": ("bad_hyperparameters",)},
+          {"training": ("HYPERPARAMS",)}, training=0.0, seconds=15),
+    Entry("hyperparams_key_missing", "bug",
+          _hyperparams('HYPERPARAMS = {"n_hidden": 100, "learning_rate": 0.5, "batch_size": 64}\n'),
+          FULL, {"training": ("bad_hyperparameters",)}, {"training": ("epochs",)}, training=0.0, seconds=15),
+]
+SLOW_TRAINING = [
+    Entry("train_reference_relu", "correct", _src(S.ref), FULL, training=20.0, seconds=60),
+    Entry("train_float32", "correct", _src(S.float32), FULL, training=20.0, seconds=60),
+    Entry("train_per_example_loop", "correct", _src(S.per_example_loop), FULL, training=20.0, seconds=90),
+    Entry("train_tiny_learning_rate", "bug",
+          _hyperparams('HYPERPARAMS = {"n_hidden": 100, "learning_rate": 0.0001, "batch_size": 64, "epochs": 1}\n'),
+          FULL, {"training": ("not_learning",)}, {"training": ("HYPERPARAMS", "learning rate")}, training=0.0,
+          seconds=60),
+    Entry("train_sleepy_sgd_step", "bug", lambda probe: S.at_start(S.ref(), S.SGD_RETURN, "    import time\n    time.sleep(0.2)"),
+          FULL, {"training": ("too_slow",)}, {"training": ("budget",)}, training=0.0, seconds=90),
+]
+
+ZOO: list[Entry] = CORRECT + BUGS + HOSTILE
+BY_NAME = {e.name: e for e in ZOO}
+assert len(BY_NAME) == len(ZOO), "zoo entry names must be unique"
+
+TRAINED = TRAINING + SLOW_TRAINING
+for _e in TRAINED:
+    assert _e.name not in BY_NAME, _e.name
+    BY_NAME[_e.name] = _e
+
+#: Graded again at BACKPROP_LAB_ISOLATION=rlimits (no user drop, no bwrap): verdicts must not change.
+#: Never the fork bomb there: RLIMIT_NPROC does not bind root.
+RLIMITS_SUBSET = ("reference_relu", "float32", "grad_summed_not_averaged", "softmax_axis0", "not_implemented",
+                  "memory_bomb", "os_exit_in_backward", "stdout_flood", "numpy_monkeypatch", "lying_subclass",
+                  "huge_arrays", "background_process", "env_secret", "protocol_garbage", "restart_chown")

@@ -1,0 +1,202 @@
+"""Zoo submissions as text: the reference with asserted substitutions, the bare skeleton, hostile preludes.
+
+Every variant is built from ``solutions/mlp.py`` at test time, so a change to the reference either
+carries through or fails loudly here (each substitution must match exactly once).
+"""
+from __future__ import annotations
+
+import re
+
+from autograder.reference import reference_source
+
+# Hooks: exact lines of the reference that the variants replace (asserted to occur once each).
+FORWARD_FIRST = '    a = X @ params["W"].T + params["b"]\n'
+BACKWARD_FIRST = "    X, a, h, probs = cache\n"
+SGD_RETURN = "    return {key: params[key] - learning_rate * grads[key] for key in params}\n"
+IMPORT = "import numpy as np\n"
+
+#: Lines of the reference's solution that must never reach a student (leak detection).
+SOLUTION_LINES = (
+    "d_logits = (probs - Y) / n",
+    "shifted = logits - logits.max(axis=1, keepdims=True)",
+    "d_a = d_h * _activate_grad(a, h)",
+    "BEGIN SOLUTION",
+)
+
+
+def ref(activation: str = "relu") -> str:
+    return reference_source(activation)
+
+
+def patch(src: str, *pairs: tuple[str, str]) -> str:
+    """Apply each (old, new) substitution; AssertionError unless ``old`` occurs exactly once."""
+    for old, new in pairs:
+        count = src.count(old)
+        assert count == 1, f"zoo: {old!r} occurs {count} times in the source (expected once); update tests/zoo"
+        src = src.replace(old, new)
+    return src
+
+
+def strip_markers(src: str) -> str:
+    """Drop the BEGIN/END SOLUTION comment lines (a student's file has none)."""
+    return re.sub(r"^[ \t]*# (BEGIN|END) SOLUTION.*\n", "", src, flags=re.MULTILINE)
+
+
+def prelude(src: str, code: str) -> str:
+    """``code`` run at import time, right after ``import numpy as np``."""
+    return patch(src, (IMPORT, IMPORT + code.strip("\n") + "\n"))
+
+
+def at_start(src: str, hook: str, code: str) -> str:
+    """``code`` (already indented for a function body) inserted before the line ``hook``."""
+    return patch(src, (hook, code.rstrip("\n") + "\n" + hook))
+
+
+def skeleton(activation: str = "relu") -> str:
+    """The bare student skeleton: from the handout generator when present, else stubs written here."""
+    try:
+        from autograder.handout.markers import parse
+        from autograder.handout.skeleton import build_skeleton
+        text = build_skeleton(parse(ref(activation)), activation)
+    except ImportError:
+        text = _stub_everything(ref(activation))
+    assert "NotImplementedError" in text and "BEGIN SOLUTION" not in text
+    return text
+
+
+def _stub_everything(src: str) -> str:
+    out, skipping = [], False
+    for line in src.splitlines():
+        if "# BEGIN SOLUTION" in line:
+            indent = line[: len(line) - len(line.lstrip())]
+            if indent:
+                out.append(f'{indent}raise NotImplementedError("not implemented yet")')
+            skipping = True
+            continue
+        if "# END SOLUTION" in line:
+            skipping = False
+            continue
+        if not skipping:
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
+# ---- correct but different ----------------------------------------------------------------------
+def column_major() -> str:
+    s = ref()
+    return patch(
+        s,
+        ('        "W": rng.standard_normal((n_hidden, n_in)) * scale_w,',
+         '        "W": np.asfortranarray(rng.standard_normal((n_hidden, n_in)) * scale_w),'),
+        ('        "V": rng.standard_normal((n_out, n_hidden)) * np.sqrt(1.0 / n_hidden),',
+         '        "V": np.asfortranarray(rng.standard_normal((n_out, n_hidden)) * np.sqrt(1.0 / n_hidden)),'),
+        (FORWARD_FIRST, '    X = np.asfortranarray(X)\n    a = np.asfortranarray(X @ params["W"].T + params["b"])\n'),
+        ("    probs = e / e.sum(axis=1, keepdims=True)\n",
+         "    probs = np.asfortranarray(e / e.sum(axis=1, keepdims=True))\n"),
+        ('        "W": d_a.T @ X,', '        "W": np.asfortranarray(d_a.T @ X),'),
+        ('        "V": d_logits.T @ h,', '        "V": np.asfortranarray(d_logits.T @ h),'),
+        (SGD_RETURN, "    return {key: np.asfortranarray(params[key] - learning_rate * grads[key]) for key in params}\n"),
+    )
+
+
+def float32() -> str:
+    """float32 throughout: parameters, activations, probabilities, gradients and the update."""
+    s = ref()
+    return patch(
+        s,
+        ("    return {\n        \"W\": rng.standard_normal((n_hidden, n_in)) * scale_w,",
+         "    return {k: v.astype(np.float32) for k, v in {\n        \"W\": rng.standard_normal((n_hidden, n_in)) * scale_w,"),
+        ('        "c": np.zeros(n_out),\n    }\n',
+         '        "c": np.zeros(n_out),\n    }.items()}\n'),
+        (FORWARD_FIRST, "    params = {k: np.asarray(v, dtype=np.float32) for k, v in params.items()}\n"
+                        "    X = np.asarray(X, dtype=np.float32)\n" + FORWARD_FIRST),
+        (BACKWARD_FIRST, BACKWARD_FIRST + "    params = {k: np.asarray(v, dtype=np.float32) for k, v in params.items()}\n"
+                                          "    Y = np.asarray(Y, dtype=np.float32)\n"),
+        (SGD_RETURN, "    lr = np.float32(learning_rate)\n"
+                     "    return {key: np.asarray(params[key], np.float32) - lr * np.asarray(grads[key], np.float32)"
+                     " for key in params}\n"),
+    )
+
+
+def einsum() -> str:
+    s = ref()
+    return patch(
+        s,
+        (FORWARD_FIRST, '    a = np.einsum("ni,hi->nh", X, params["W"]) + params["b"]\n'),
+        ('    logits = h @ params["V"].T + params["c"]', '    logits = np.einsum("nh,oh->no", h, params["V"]) + params["c"]'),
+        ('    d_h = d_logits @ params["V"]', '    d_h = np.einsum("no,oh->nh", d_logits, params["V"])'),
+        ('        "W": d_a.T @ X,', '        "W": np.einsum("nh,ni->hi", d_a, X),'),
+        ('        "b": d_a.sum(axis=0),', '        "b": np.einsum("nh->h", d_a),'),
+        ('        "V": d_logits.T @ h,', '        "V": np.einsum("no,nh->oh", d_logits, h),'),
+    )
+
+
+def inplace_sgd() -> str:
+    return patch(ref(), (SGD_RETURN, "    for key in params:\n        params[key] -= learning_rate * grads[key]\n"
+                                     "    return params\n"))
+
+
+def hidden_unit_loops() -> str:
+    """Explicit Python loops over hidden units (slow, correct)."""
+    return patch(
+        ref(),
+        (FORWARD_FIRST, '    W, b = params["W"], params["b"]\n'
+                        '    a = np.empty((X.shape[0], W.shape[0]))\n'
+                        '    for j in range(W.shape[0]):\n'
+                        '        a[:, j] = X @ W[j] + b[j]\n'),
+        ('        "W": d_a.T @ X,\n        "b": d_a.sum(axis=0),\n',
+         '        "W": np.array([d_a[:, j] @ X for j in range(d_a.shape[1])]).reshape(params["W"].shape),\n'
+         '        "b": np.array([d_a[:, j].sum() for j in range(d_a.shape[1])]),\n'),
+    )
+
+
+def per_example_loop() -> str:
+    """forward and backward loop over the examples of the batch (correct, much slower)."""
+    return patch(
+        ref(),
+        (FORWARD_FIRST, '    a = np.stack([params["W"] @ x + params["b"] for x in X])\n'),
+        ('    d_a = d_h * _activate_grad(a, h)\n    return {\n        "W": d_a.T @ X,\n',
+         '    d_a = d_h * _activate_grad(a, h)\n    dW = np.zeros_like(params["W"])\n'
+         '    for i in range(n):\n        dW += np.outer(d_a[i], X[i])\n    return {\n        "W": dW,\n'),
+    )
+
+
+def cache_extra_keys() -> str:
+    return patch(
+        ref(),
+        ("    return probs, (X, a, h, probs)\n",
+         '    return probs, {"X": X, "a": a, "h": h, "probs": probs, "logits": logits, "note": "extra", "n": len(X)}\n'),
+        (BACKWARD_FIRST, '    X, a, h, probs = cache["X"], cache["a"], cache["h"], cache["probs"]\n'),
+    )
+
+
+def logsumexp_softmax() -> str:
+    return patch(
+        ref(),
+        ("    shifted = logits - logits.max(axis=1, keepdims=True)\n    e = np.exp(shifted)\n"
+         "    probs = e / e.sum(axis=1, keepdims=True)\n",
+         "    m = logits.max(axis=1, keepdims=True)\n"
+         "    lse = m + np.log(np.exp(logits - m).sum(axis=1, keepdims=True))\n"
+         "    probs = np.exp(logits - lse)\n"),
+    )
+
+
+def activation_table(activation: str) -> str:
+    """Branches on ACTIVATION through a table of (f, f') pairs instead of if/elif."""
+    s = strip_markers(ref(activation))
+    head, sep, _ = s.partition("def _activate(a):")
+    assert sep, "zoo: the reference has no _activate helper"
+    return head + '''_TABLE = {
+    "sigmoid": (lambda a: 1.0 / (1.0 + np.exp(-np.clip(a, -500, 500))), lambda a, h: h - h * h),
+    "tanh": (np.tanh, lambda a, h: 1.0 - np.square(h)),
+    "relu": (lambda a: np.where(a > 0, a, 0.0), lambda a, h: np.heaviside(a, 0.0)),
+}
+
+
+def _activate(a):
+    return _TABLE[ACTIVATION][0](a)
+
+
+def _activate_grad(a, h):
+    return _TABLE[ACTIVATION][1](a, h)
+'''
