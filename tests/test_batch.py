@@ -321,3 +321,35 @@ def test_gradebook_merges_a_gradescope_export_with_results(tmp_path):
     rows, issues = merge([tmp_path / "export"], tmp_path / "book")
     assert [(r.student, r.name, r.email, r.total) for r in rows] == [("1815", "Ada Lovelace", "ada@example.edu", 20)]
     assert any("submission_102" in i for i in issues)
+
+
+def test_state_matches_only_the_same_submission_config_and_grader(tmp_path, monkeypatch):
+    import dataclasses
+
+    from autograder.batch import runner
+    from autograder.batch.discover import Entry
+    from autograder.config import load_config
+    config = load_config()
+    (tmp_path / "a.py").write_text(SRC)
+    job = runner.plan_job(Entry("a", tmp_path / "a.py", "a.py"))
+    folder = tmp_path / "out" / "a"
+    folder.mkdir(parents=True)
+    for name in ("results.json", "feedback.html"):
+        (folder / name).write_text("{}")
+    (folder / runner.STATE).write_text(json.dumps(runner.state_for(job, config, True)))
+    assert runner.is_current(tmp_path / "out", job, config, True)
+    assert not runner.is_current(tmp_path / "out", job, config, False)
+    assert not runner.is_current(tmp_path / "out", job, config.with_activation("tanh" if config.activation != "tanh"
+                                                                                else "relu"), True)
+    changed = dataclasses.replace(config, rubric={**config.rubric, "forward": 16.0})
+    assert not runner.is_current(tmp_path / "out", job, changed, True)
+    if hasattr(config, "extensions"):
+        ext = dataclasses.replace(config, extensions={k: True for k in config.extensions})
+        assert not runner.is_current(tmp_path / "out", job, ext, True)
+    monkeypatch.setattr(runner, "__version__", "9.9.9")
+    assert not runner.is_current(tmp_path / "out", job, config, True)
+    monkeypatch.undo()
+    (tmp_path / "a.py").write_text(SRC + "# edited\n")
+    assert not runner.is_current(tmp_path / "out", runner.plan_job(Entry("a", tmp_path / "a.py", "a.py")), config, True)
+    (folder / "feedback.html").unlink()
+    assert not runner.is_current(tmp_path / "out", job, config, True)

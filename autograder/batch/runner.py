@@ -116,7 +116,12 @@ def plan_job(entry: Entry) -> Job:
 
 def state_for(job: Job, config: CourseConfig, with_training: bool) -> dict[str, Any]:
     return {"student": job.entry.student, "sha256": job.digest, "config": config.fingerprint(),
-            "grader": __version__, "training": with_training}
+            "settings": settings_digest(config), "grader": __version__, "training": with_training}
+
+
+def settings_digest(config: CourseConfig) -> str:
+    """Every course setting (extensions, bounds, rubric, ...), not only those in ``fingerprint()``."""
+    return hashlib.sha256(repr(config).encode()).hexdigest()[:16]
 
 
 def is_current(out: Path, job: Job, config: CourseConfig, with_training: bool) -> bool:
