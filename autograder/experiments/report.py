@@ -124,12 +124,13 @@ def render_html(experiments: list["ExperimentResult"], settings: Settings, meta:
     """The report page: every plot inlined as base64 PNG, the table of final errors, the measured sentences."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-    from .base import pct
+    from .base import pct, signed
 
     env = Environment(loader=FileSystemLoader(str(Path(__file__).resolve().parent.parent / "templates")),
                       autoescape=select_autoescape(["html", "j2"]), undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["pct"] = pct
+    env.filters["signed"] = signed
     template = env.get_template(TEMPLATE)
     sections = [{"name": e.name, "title": e.title, "question": e.question, "sentence": e.sentence,
                  "image": _inline_png(e.plot), "rows": [_row(r, e.baseline) for r in e.runs]} for e in experiments]

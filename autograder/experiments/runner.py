@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from . import feedback_alignment, noise, random_hidden, rounding, stale_weights
-from .base import ExperimentResult, finish, pct
+from .base import ExperimentResult, finish, pct, signed
 from .report import write_csv, write_html
 from .training import (BASELINE, BLAS_ENV, Dataset, RunResult, Settings, Variant, make_dataset, settings_for,
                        single_blas_thread, train_variant)
@@ -216,7 +216,7 @@ def print_summary(report: Report, stream=None) -> None:
         for r in exp.runs:
             d = 100 * (r.final_test_error - base.final_test_error)
             table.add_row(exp.name, r.variant + (" (diverged)" if r.diverged else ""), pct(r.final_test_error),
-                          f"{d:+.1f}", f"{r.seconds:.1f}")
+                          signed(d), f"{r.seconds:.1f}")
     console.print(table)
     console.print(report.meta["baseline_sentence"])
     for exp in report.experiments:
