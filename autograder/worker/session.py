@@ -128,7 +128,11 @@ class WorkerSession:
         spec = LaunchSpec(scratch=self.scratch, harness=HARNESS, masked=self.masked + [self.root.parent],
                           limits=self.limits, exposed=self._exposed())
         # masking the temp root hides other students' scratch folders; ours is bound back on top
-        self.proc = start(self.iso, spec)
+        try:
+            self.proc = start(self.iso, spec)
+        except OSError as exc:
+            raise WorkerStartError(f"the sandboxed worker ({self.iso.level} isolation) could not be started: {exc}; "
+                                   "run `backprop-lab sandbox check`") from None
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.proc.stdout, selectors.EVENT_READ)
         self.buffer = b""

@@ -1,0 +1,257 @@
+"""Units of the grader: the array boundary, loading .py/.ipynb/.zip/folder submissions (and refusing
+unusable ones with one clear line), syntax errors, and bug diagnosis on cases the zoo cannot reach."""
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autograder.boundary import check_array, tolerance
+from autograder.checks.cases import make_case, reference_gradients
+from autograder.checks.known_bugs import diagnose_gradient
+from autograder.cli import main
+from autograder.errors import SubmissionError
+from autograder.grade import grade_source, masked_paths
+from autograder.paths import PROJECT_ROOT
+from autograder.reference import load_reference
+from autograder.submission import MAX_SOURCE_BYTES, load_submission, notebook_to_source, syntax_error
+from zoo import sources as S
+from zoo.support import environment
+
+REF = S.strip_markers(S.ref())
+
+
+# ---- boundary: type, then shape, then dtype, then finiteness ------------------------------------
+class TestCheckArray:
+    def test_plain_float64_passes(self):
+        got = check_array("probs", {"p": np.ones((2, 3))}, "p", (2, 3))
+        assert got.ok and got.value.shape == (2, 3)
+
+    def test_subclass_is_refused_before_anything_else(self):
+        got = check_array("probs", {"p": np.ones((2, 3))}, "p", (2, 3),
+                          type_info={"exact_ndarray": False, "type": "numpy.matrix"})
+        assert not got.ok and "subclass" in got.problem and "numpy.matrix" in got.problem
+
+    def test_missing_names_what_it_was(self):
+        got = check_array("dL/dW", {}, "grad_W", (2, 3), type_info={"type": "builtins.list"})
+        assert "dL/dW" in got.problem and "builtins.list" in got.problem
+
+    def test_transposed_and_per_example_hints(self):
+        assert "transposed" in check_array("dL/dW", {"g": np.ones((3, 2))}, "g", (2, 3)).problem
+        assert "sum over the batch" in check_array("dL/db", {"g": np.ones((4, 5))}, "g", (5,)).problem
+
+    def test_oversized_array_reports_its_shape(self):
+        got = check_array("probs", {}, "probs", (4, 2), type_info={"type": "numpy.ndarray", "shape": [100000000]})
+        assert "(100000000,)" in got.problem and "(4, 2)" in got.problem
+
+    def test_untrusted_shape_info_is_parsed_defensively(self):
+        for bad in ({"shape": "x"}, {"shape": [None]}, {"shape": 5}, {}):
+            got = check_array("probs", {}, "probs", (4, 2), type_info=bad)
+            assert "missing" in got.problem
+
+    def test_integer_dtype_refused(self):
+        got = check_array("probs", {"p": np.ones((2, 3), dtype=np.int64)}, "p", (2, 3))
+        assert "dtype int64" in got.problem
+
+    def test_nonfinite_counted_or_allowed(self):
+        arr = np.array([[1.0, np.nan], [np.inf, 0.0]])
+        assert "2 NaN/inf" in check_array("probs", {"p": arr}, "p", (2, 2)).problem
+        allowed = check_array("probs", {"p": arr}, "p", (2, 2), allow_nonfinite=True)
+        assert allowed.ok and allowed.nonfinite
+
+    def test_float32_tolerance(self):
+        assert tolerance(np.float32, 1e-6, 1e-4) == 1e-4 and tolerance(np.float64, 1e-6, 1e-4) == 1e-6
+
+
+# ---- loading submissions -------------------------------------------------------------------------
+def _notebook(cells: list[str]) -> str:
+    return json.dumps({"cells": [{"cell_type": "code", "source": c, "metadata": {}, "outputs": []} for c in cells]
+                      + [{"cell_type": "markdown", "source": "# notes"}], "metadata": {}, "nbformat": 4,
+                      "nbformat_minor": 5})
+
+
+def _zip(path: Path, members: dict[str, bytes], compression=zipfile.ZIP_DEFLATED) -> Path:
+    with zipfile.ZipFile(path, "w", compression) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+class TestLoadSubmission:
+    def test_py(self, tmp_path):
+        (tmp_path / "mlp.py").write_text(REF)
+        sub = load_submission(tmp_path / "mlp.py")
+        assert sub.source == REF and sub.origin == "mlp.py"
+
+    def test_empty_py(self, tmp_path):
+        (tmp_path / "mlp.py").write_text("")
+        with pytest.raises(SubmissionError, match="empty"):
+            load_submission(tmp_path / "mlp.py")
+
+    def test_missing_path(self, tmp_path):
+        with pytest.raises(SubmissionError, match="does not exist"):
+            load_submission(tmp_path / "nope.py")
+
+    def test_unsupported_suffix(self, tmp_path):
+        (tmp_path / "mlp.txt").write_text(REF)
+        with pytest.raises(SubmissionError, match="unsupported"):
+            load_submission(tmp_path / "mlp.txt")
+
+    def test_oversized_source(self, tmp_path):
+        (tmp_path / "mlp.py").write_text("#" * (MAX_SOURCE_BYTES + 10))
+        with pytest.raises(SubmissionError, match="not accepted"):
+            load_submission(tmp_path / "mlp.py")
+
+    def test_notebook_drops_magics_and_shell_lines(self, tmp_path):
+        head, _, rest = REF.partition("def init_params")
+        cells = ["%matplotlib inline\n!pip install numpy\nimport numpy as np", head,
+                 "def init_params" + rest, "%%time\nx = 1", "  %timeit forward(p, X)\nprint('ok')"]
+        (tmp_path / "hw.ipynb").write_text(_notebook(cells))
+        sub = load_submission(tmp_path / "hw.ipynb")
+        assert syntax_error(sub.source) is None
+        assert "%matplotlib" not in sub.source.replace("# dropped by the grader: %matplotlib", "")
+        assert any("dropped" in n and "4" in n for n in sub.notes), sub.notes
+        namespace: dict = {}
+        exec(compile(sub.source, "mlp.py", "exec"), namespace)  # noqa: S102 - our own reference text
+        assert callable(namespace["forward"])
+
+    def test_notebook_source_as_list_of_lines(self):
+        text = json.dumps({"cells": [{"cell_type": "code", "source": ["x = 1\n", "%who\n", "y = 2\n"]}]})
+        source, notes = notebook_to_source(text, "a.ipynb")
+        assert "x = 1" in source and "y = 2" in source and syntax_error(source) is None
+
+    @pytest.mark.parametrize("text, match", [("{not json", "invalid JSON"), ("[1, 2]", "no notebook cells"),
+                                             ('{"cells": 3}', "no notebook cells")])
+    def test_broken_notebook(self, tmp_path, text, match):
+        (tmp_path / "hw.ipynb").write_text(text)
+        with pytest.raises(SubmissionError, match=match):
+            load_submission(tmp_path / "hw.ipynb")
+
+    def test_zip_picks_mlp_py_and_ignores_macos_junk(self, tmp_path):
+        path = _zip(tmp_path / "sub.zip", {"__MACOSX/._mlp.py": b"junk", "hw/test_mlp.py": b"x = 1",
+                                           "hw/mlp.py": REF.encode(), "hw/notes.md": b"hi"})
+        sub = load_submission(path)
+        assert sub.source == REF and sub.origin == "sub.zip:hw/mlp.py"
+
+    def test_empty_zip(self, tmp_path):
+        path = _zip(tmp_path / "empty.zip", {})
+        with pytest.raises(SubmissionError, match="empty zip"):
+            load_submission(path)
+
+    def test_not_a_zip(self, tmp_path):
+        (tmp_path / "bad.zip").write_bytes(b"PK\x03\x04 not really")
+        with pytest.raises(SubmissionError, match="not a readable zip"):
+            load_submission(tmp_path / "bad.zip")
+
+    def test_path_traversal_entries_are_ignored_and_noted(self, tmp_path):
+        path = _zip(tmp_path / "sub.zip", {"../../evil/mlp.py": b"import os", "/etc/mlp.py": b"import os",
+                                           "..\\..\\win.py": b"import os", "mlp.py": REF.encode()})
+        sub = load_submission(path)
+        assert sub.source == REF
+        assert any("3 unsafe zip entries" in n for n in sub.notes), sub.notes
+        assert not (tmp_path.parent / "evil").exists()
+
+    def test_only_unsafe_entries(self, tmp_path):
+        path = _zip(tmp_path / "sub.zip", {"../mlp.py": REF.encode()})
+        with pytest.raises(SubmissionError, match="unsafe entries"):
+            load_submission(path)
+
+    def test_symlink_entry_is_ignored(self, tmp_path):
+        path = tmp_path / "sub.zip"
+        with zipfile.ZipFile(path, "w") as zf:
+            link = zipfile.ZipInfo("mlp.py")
+            link.external_attr = (0o120777 << 16)
+            zf.writestr(link, "/work/main/solutions/mlp.py")
+            zf.writestr("student/mlp.py", REF)
+        sub = load_submission(path)
+        assert sub.source == REF and sub.origin.endswith("student/mlp.py")
+
+    def test_zip_bomb(self, tmp_path):
+        path = _zip(tmp_path / "bomb.zip", {"mlp.py": b" " * (50 * 1024**2)})
+        assert path.stat().st_size < 200_000
+        with pytest.raises(SubmissionError, match="zip bomb"):
+            load_submission(path)
+
+    def test_zip_with_several_candidates(self, tmp_path):
+        path = _zip(tmp_path / "sub.zip", {"a.py": b"x = 1", "b.py": b"y = 2"})
+        with pytest.raises(SubmissionError, match="several candidates"):
+            load_submission(path)
+
+    def test_zip_with_a_notebook(self, tmp_path):
+        path = _zip(tmp_path / "sub.zip", {"hw/backprop.ipynb": _notebook([REF]).encode(),
+                                           "hw/.ipynb_checkpoints/backprop-checkpoint.ipynb": b"{}"})
+        sub = load_submission(path)
+        assert syntax_error(sub.source) is None and "def forward" in sub.source
+
+    def test_folder(self, tmp_path):
+        (tmp_path / "student" / "src").mkdir(parents=True)
+        (tmp_path / "student" / "src" / "mlp.py").write_text(REF)
+        (tmp_path / "student" / "test_mlp.py").write_text("x = 1")
+        assert load_submission(tmp_path / "student").source == REF
+
+    def test_folder_with_only_a_zip(self, tmp_path):
+        (tmp_path / "student").mkdir()
+        _zip(tmp_path / "student" / "upload.zip", {"mlp.py": REF.encode()})
+        assert load_submission(tmp_path / "student").source == REF
+
+    def test_empty_folder(self, tmp_path):
+        (tmp_path / "student").mkdir()
+        with pytest.raises(SubmissionError, match="empty"):
+            load_submission(tmp_path / "student")
+
+    def test_latin1_source_is_decoded(self, tmp_path):
+        (tmp_path / "mlp.py").write_bytes(("# caf\xe9\n" + REF).encode("latin-1"))
+        assert "café" in load_submission(tmp_path / "mlp.py").source
+
+
+# ---- syntax errors and the command line ----------------------------------------------------------
+class TestSyntaxAndCli:
+    def test_syntax_error_is_one_line_with_its_line_number(self):
+        text = syntax_error("x = 1\ndef f(:\n    pass\n")
+        assert text.startswith("line 2") and "\n" not in text
+
+    def test_null_bytes(self):
+        assert syntax_error("x = 1\x00") is not None
+
+    def test_syntax_error_graded_zero_with_the_error(self):
+        env = environment(None)
+        report = grade_source("def forward(params, X)\n    return X\n", env)
+        assert report.status == "syntax_error" and report.score == 0
+        assert all("line 1" in r.message and "does not compile" in r.message for r in report.results)
+        assert report.max_score == 100
+
+    def test_missing_path_exits_2_with_one_line(self, tmp_path, capsys):
+        rc = main(["grade", str(tmp_path / "nowhere" / "mlp.py"), "--out", str(tmp_path / "out")])
+        err = capsys.readouterr().err
+        assert rc == 2 and len(err.strip().splitlines()) == 1 and "does not exist" in err
+        assert not (tmp_path / "out").exists()
+
+    def test_empty_zip_exits_2_with_one_line(self, tmp_path, capsys):
+        rc = main(["grade", str(_zip(tmp_path / "e.zip", {})), "--out", str(tmp_path / "out")])
+        err = capsys.readouterr().err
+        assert rc == 2 and len(err.strip().splitlines()) == 1 and "empty zip" in err
+
+    def test_cli_grades_a_syntax_error_to_zero(self, tmp_path, capsys):
+        (tmp_path / "mlp.py").write_text("def forward(params, X)\n    return X\n")
+        rc = main(["grade", str(tmp_path / "mlp.py"), "--out", str(tmp_path / "out")])
+        assert rc == 0
+        data = json.loads((tmp_path / "out" / "results.json").read_text())
+        assert data["score"] == 0 and "line 1" in data["tests"][0]["output"]
+
+
+# ---- diagnosis on cases the zoo does not reach ---------------------------------------------------
+def test_transposed_gradient_on_a_square_case():
+    """Hidden cases are rarely square, so the square-transposed diagnosis is checked here directly."""
+    case = make_case("square", np.random.default_rng(3), 6, 6, 3, 5, "relu")
+    truth = reference_gradients(load_reference("relu"), case)
+    tags, text = diagnose_gradient("W", truth["W"].T.copy(), truth["W"], case, "relu")
+    assert tags == ["grad_transposed"] and "transposed" in text
+
+
+def test_worker_never_sees_the_project():
+    """The whole project is masked (its git history holds the solution); only the harness and the
+    training split are bound back."""
+    assert PROJECT_ROOT in masked_paths()

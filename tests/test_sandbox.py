@@ -1,0 +1,291 @@
+"""The sandbox seen from inside the worker, and the parent's side of the boundary under attack.
+
+Inside: who the worker runs as, which limits bind, what it can see and write, its environment and
+network (facts printed by a probe submission). Outside: the parent never reads or writes through a
+link the worker planted, never blocks on a FIFO, refuses oversized and bomb npz files, does not start
+a worker it cannot trust, and spends a hang's full time only once.
+"""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autograder.errors import UserError
+from autograder.grade import grade_source
+from autograder.mnist import mnist_dir
+from autograder.paths import PROJECT_ROOT
+from autograder.sandbox.launch import Limits, command, LaunchSpec, worker_env
+from autograder.sandbox.level import Isolation
+from autograder.worker import session as session_mod
+from autograder.worker.session import HARNESS, MAX_NPZ, RETRY_TIMEOUT, WorkerSession, WorkerStartError
+from zoo import sources as S
+from zoo.support import environment, needs_full, sandbox_uid
+
+FACTS = r'''
+import json as _json, os as _os, resource as _r
+def _can_write(d):
+    try:
+        with open(_os.path.join(d, "zoo_probe_write"), "w") as fh:
+            fh.write("x")
+        return True
+    except OSError:
+        return False
+def _ls(d):
+    try:
+        return sorted(_os.listdir(d))
+    except OSError as exc:
+        return type(exc).__name__
+_facts = {
+    "uid": _os.getuid(), "gid": _os.getgid(), "groups": _os.getgroups(), "pid": _os.getpid(),
+    "limits": {k: _r.getrlimit(getattr(_r, "RLIMIT_" + k))[0] for k in ("AS", "CPU", "FSIZE", "NOFILE", "NPROC")},
+    "ifaces": sorted(l.split(":")[0].strip() for l in open("/proc/net/dev").read().splitlines()[2:]),
+    "env": sorted(_os.environ), "cwd": _os.getcwd(),
+    "project": _ls(PROJECT), "solutions": _ls(PROJECT + "/solutions"), "git": _ls(PROJECT + "/.git"),
+    "test": _ls(MNIST + "/test"), "valid": _ls(MNIST + "/valid"), "train": _ls(MNIST + "/train"),
+    "write_tmp": _can_write("/tmp"), "write_project": _can_write(PROJECT), "write_cwd": _can_write("."),
+    "write_root": _can_write("/"), "procs": sorted(p for p in _os.listdir("/proc") if p.isdigit()),
+}
+print("FACTS " + _json.dumps(_facts))
+'''
+
+
+def _facts_submission() -> str:
+    code = f"PROJECT = {str(PROJECT_ROOT)!r}\nMNIST = {str(mnist_dir())!r}\n" + FACTS
+    return S.prelude(S.ref(), code)
+
+
+def _facts(level: str | None) -> dict:
+    report = grade_source(_facts_submission(), environment(level))
+    assert report.score == 80, [r.message for r in report.results if not r.passed]  # still the reference
+    line = next(line for line in report.student_output.splitlines() if line.startswith("FACTS "))
+    return json.loads(line[len("FACTS "):])
+
+
+def _session(tmp_path: Path, source: str = "", iso: Isolation | None = None) -> WorkerSession:
+    src = tmp_path / "mlp.py"
+    src.write_text(source or S.ref())
+    return WorkerSession(src, iso or environment(None).iso, "relu", environment(None).masked)
+
+
+# ---- inside the worker ---------------------------------------------------------------------------
+def test_full_isolation_inside_the_worker():
+    """Under full isolation: the sandbox user, its own PID and network namespaces, the limits, the
+    training split only, a clean environment, and nothing writable but the scratch folder."""
+    needs_full()
+    facts = _facts(None)
+    limits = Limits()
+    assert facts["uid"] == sandbox_uid() and facts["groups"] in ([], [facts["gid"]])
+    assert facts["pid"] < 10 and len(facts["procs"]) < 10, "not in its own PID namespace"
+    assert facts["ifaces"] == ["lo"], "the worker has a network interface besides loopback"
+    assert facts["limits"] == {"AS": limits.address_space, "CPU": limits.cpu_seconds, "FSIZE": limits.file_size,
+                               "NOFILE": limits.open_files, "NPROC": limits.processes}
+    assert set(facts["env"]) <= set(worker_env(Path("/x"))) | {"PWD"}, facts["env"]  # bwrap --chdir sets PWD
+    assert facts["solutions"] == [] and facts["test"] == [] and facts["valid"] == []
+    assert facts["git"] == "FileNotFoundError", "the project's git history (it holds the solution) is visible"
+    assert set(facts["project"]) <= {"autograder", "data", "solutions"}, facts["project"]
+    assert {"X.npy", "y.npy"} <= set(facts["train"])
+    assert facts["write_cwd"] and not (facts["write_tmp"] or facts["write_project"] or facts["write_root"])
+
+
+def test_rlimits_bind_at_every_level():
+    facts = _facts("rlimits")
+    limits = Limits()
+    assert facts["limits"]["AS"] == limits.address_space and facts["limits"]["CPU"] == limits.cpu_seconds
+    assert facts["limits"]["FSIZE"] == limits.file_size and facts["limits"]["NOFILE"] == limits.open_files
+    assert set(facts["env"]) <= set(worker_env(Path("/x")))
+
+
+@pytest.mark.parametrize("level", ["bwrap", "user"])
+def test_intermediate_levels_grade_the_reference(level):
+    """The bwrap level runs the grader's own interpreter (here under /root, which is masked): its
+    prefix is bound back, so a correct submission is not failed by the sandbox."""
+    env = environment(level)
+    if env.iso.level != level:
+        pytest.skip(f"level {level!r} is not available here (got {env.iso.level!r})")
+    report = grade_source(S.ref(), env)
+    assert report.by_check() == {"forward": 15, "gradients": 35, "minibatch": 20, "sgd_step": 10, "training": 0}
+
+
+def test_worker_env_is_clean(monkeypatch):
+    monkeypatch.setenv("BACKPROP_LAB_SECRET", "s3cret")
+    env = worker_env(Path("/scratch"))
+    assert "s3cret" not in json.dumps(env) and not any(k.startswith("BACKPROP") for k in env)
+    assert env["OPENBLAS_NUM_THREADS"] == "1" and env["HOME"] == "/scratch"
+
+
+def test_bwrap_command_masks_read_only_and_binds_back():
+    spec = LaunchSpec(scratch=Path("/tmp/x/scratch"), harness=HARNESS, masked=[PROJECT_ROOT, Path("/tmp")],
+                      exposed=[HARNESS])
+    argv = command(Isolation("full", "/usr/bin/python3", 1, 1, "/usr/bin/bwrap"), spec)
+    text = " ".join(argv)
+    assert f"--tmpfs {PROJECT_ROOT}" in text and f"--remount-ro {PROJECT_ROOT}" in text
+    assert f"--ro-bind {HARNESS} {HARNESS}" in text
+    assert text.index(f"--ro-bind {HARNESS}") > text.index(f"--tmpfs {PROJECT_ROOT}")
+    assert text.index("--bind /tmp/x/scratch") < text.index("--remount-ro /tmp")
+
+
+# ---- the parent's side of the boundary -----------------------------------------------------------
+def _npz_bytes(**arrays) -> bytes:
+    import io
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _in_thread(fn, seconds: float = 5.0):
+    out: dict = {}
+    thread = threading.Thread(target=lambda: out.setdefault("value", fn()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "the parent blocked"
+    return out["value"]
+
+
+class TestParentReads:
+    def test_plain_npz(self, tmp_path):
+        with _session(tmp_path) as s:
+            (s.scratch / "out.npz").write_bytes(_npz_bytes(a=np.arange(3.0)))
+            assert s.load_npz("out.npz")["a"].tolist() == [0, 1, 2]
+            assert not (s.scratch / "out.npz").exists()
+
+    def test_symlink_is_not_followed(self, tmp_path):
+        outside = tmp_path / "outside.npz"
+        outside.write_bytes(_npz_bytes(secret=np.ones(2)))
+        with _session(tmp_path) as s:
+            (s.scratch / "out.npz").symlink_to(outside)
+            assert s.load_npz("out.npz") == {}
+        assert outside.exists()
+
+    def test_fifo_does_not_block(self, tmp_path):
+        with _session(tmp_path) as s:
+            os.mkfifo(s.scratch / "out.npz")
+            assert _in_thread(lambda: s.load_npz("out.npz")) == {}
+            os.mkfifo(s.scratch / "student_output.log.fifo")
+            os.replace(s.scratch / "student_output.log.fifo", s.scratch / "student_output.log")
+            assert _in_thread(s.output_tail) == ""
+
+    def test_hardlink_is_refused(self, tmp_path):
+        with _session(tmp_path) as s:
+            target = s.scratch / "real.npz"
+            target.write_bytes(_npz_bytes(a=np.ones(2)))
+            os.link(target, s.scratch / "out.npz")
+            assert s.load_npz("out.npz") == {}
+
+    def test_zip_bomb_npz_is_refused_without_inflating(self, tmp_path):
+        with _session(tmp_path) as s:
+            path = s.scratch / "out.npz"
+            header = b"\x93NUMPY\x01\x00" + b"{'descr': '<f8', 'fortran_order': False, 'shape': (40000000,), }".ljust(
+                117) + b"\n"
+            with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+                with zf.open("probs.npy", "w", force_zip64=True) as fh:
+                    fh.write(header)
+                    chunk = bytes(1 << 20)
+                    for _ in range(320):
+                        fh.write(chunk)
+            assert path.stat().st_size < MAX_NPZ // 16
+            started = time.perf_counter()
+            assert s.load_npz("out.npz") == {}
+            assert time.perf_counter() - started < 1.0
+
+    def test_oversized_npz_is_refused(self, tmp_path):
+        with _session(tmp_path) as s:
+            with open(s.scratch / "out.npz", "wb") as fh:
+                fh.truncate(MAX_NPZ + 1)
+            assert s.load_npz("out.npz") == {}
+
+    def test_output_tail_symlink_is_not_followed(self, tmp_path):
+        with _session(tmp_path) as s:
+            (s.scratch / "student_output.log").symlink_to(PROJECT_ROOT / "solutions" / "mlp.py")
+            assert s.output_tail() == ""
+
+    def test_output_tail_keeps_the_end(self, tmp_path):
+        with _session(tmp_path) as s:
+            (s.scratch / "student_output.log").write_text("a" * 10_000 + "THE END\n")
+            tail = s.output_tail()
+            assert tail.startswith("... (earlier output cut)") and tail.endswith("THE END\n") and len(tail) < 3100
+
+    def test_inputs_written_under_unguessable_names_without_following_links(self, tmp_path):
+        canary = tmp_path / "canary"
+        canary.write_text("keep")
+        with _session(tmp_path) as s:
+            for i in range(1, 5):
+                (s.scratch / f"in_forward_{i}.npz").symlink_to(canary)
+            name = s._write_input("forward_1", {"X": np.ones((2, 2))})
+            path = s.scratch / name
+            assert name != "in_forward_1.npz" and stat.S_ISREG(path.lstat().st_mode)
+            if s.iso.uid is not None:
+                assert path.stat().st_uid == s.iso.uid
+        assert canary.read_text() == "keep" and canary.stat().st_uid == os.getuid()
+
+    def test_mutations_are_judged_in_the_parent(self):
+        sent = {"p_W": np.ones(2), "g_W": np.ones(2), "g_b": np.zeros(1)}
+        back = {"after_p_W": np.zeros(2), "after_g_W": np.ones(2) * 2}  # params may change; g_b missing
+        assert WorkerSession._mutations(None, "sgd_step", sent, back) == ["grads.W", "grads.b"]
+        sent = {"X": np.ones((2, 2)), "W": np.ones((1, 2))}
+        back = {"after_X": np.ones((2, 2)), "after_W": np.array([[1.0, np.nan]])}
+        assert WorkerSession._mutations(None, "forward", sent, back) == ["params.W"]
+
+
+def test_planted_symlink_is_not_chowned_on_restart(tmp_path):
+    """A restart re-owns the scratch folder for the sandbox user: never through the worker's links."""
+    if environment(None).iso.uid is None:
+        pytest.skip("no sandbox user at this level: nothing is chowned")
+    canary = tmp_path / "canary"
+    canary.write_text("keep")
+    with _session(tmp_path) as s:
+        assert s.ensure_started().ok
+        (s.scratch / "link").symlink_to(canary)
+        (s.scratch / "dirlink").symlink_to(tmp_path)
+        s.stop()
+        assert s.ensure_started().ok
+    assert canary.stat().st_uid == os.getuid() and tmp_path.stat().st_uid == os.getuid()
+
+
+# ---- starting and stopping workers ---------------------------------------------------------------
+@pytest.mark.parametrize("python", ["/nonexistent/python3", "/bin/false"])
+def test_a_worker_that_cannot_start_is_the_graders_problem(tmp_path, python):
+    """No student code ran, so no score: an error naming the installation (CLI: exit 2, one line)."""
+    with _session(tmp_path, iso=Isolation("rlimits", python)) as s:
+        with pytest.raises(WorkerStartError, match="sandbox check") as info:
+            s.ensure_started()
+    assert isinstance(info.value, UserError)
+
+
+def test_a_hang_costs_its_full_time_only_once(tmp_path):
+    source = S.at_start(S.ref(), S.FORWARD_FIRST, "    import time\n    time.sleep(1000)")
+    arrays = {"W": np.ones((2, 3)), "b": np.ones(2), "V": np.ones((2, 2)), "c": np.ones(2), "X": np.ones((1, 3))}
+    with _session(tmp_path, source) as s:
+        started = time.perf_counter()
+        assert s.call("forward", arrays, timeout=2.0).kind == "timeout"
+        first = time.perf_counter() - started
+        started = time.perf_counter()
+        assert s.call("forward", arrays, timeout=20.0).kind == "timeout"
+        second = time.perf_counter() - started
+        assert s.call("sgd_step", {f"{p}_{k}": np.ones(2) for p in "pg" for k in "WbVc"}, timeout=20.0,
+                      learning_rate=0.1).ok, "a later call of another function still works"
+    assert 1.9 < first < 5 and second < RETRY_TIMEOUT + 3
+
+
+def test_limits_fit_the_training_split():
+    """The address-space limit leaves room for numpy, the memory-mapped training split and a large
+    hidden layer (a correct submission must never hit it)."""
+    x = mnist_dir() / "train" / "X.npy"
+    assert Limits().address_space > 3 * x.stat().st_size + 512 * 1024**2
+    assert Limits().cpu_seconds >= 60
+
+
+def test_sys_executable_prefix_bound_back_only_for_the_graders_interpreter(tmp_path):
+    with _session(tmp_path, iso=Isolation("bwrap", sys.executable, bwrap="/usr/bin/bwrap")) as s:
+        assert Path(sys.prefix) in s._exposed()
+    with _session(tmp_path, iso=Isolation("full", "/opt/other/python", 1, 1, "/usr/bin/bwrap")) as s:
+        assert Path(sys.prefix) not in s._exposed() and HARNESS in s._exposed()
+    assert session_mod.HARNESS.is_file()
