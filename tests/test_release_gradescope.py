@@ -1,0 +1,205 @@
+"""Gradescope's autograder.zip, run end to end in a fake /autograder tree; and the local autograder/.
+
+The fake tree lives outside /tmp: under bubblewrap the worker sees a private /tmp, so a grader copy
+below /tmp would be invisible to it (the real tree is /autograder).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from autograder.mutants import mutant_sources
+from autograder.paths import cache_dir
+from autograder.reference import reference_source
+from autograder.release.gradescope import build_gradescope, build_local, write_grader_copy
+from autograder.release.yearly import plan_release
+from autograder.release.zipping import extract_zip
+
+pytestmark = pytest.mark.slow  # every run trains on MNIST (calibrated reference, real budget)
+
+SECRET = "course-secret-for-the-gradescope-test-5512"
+
+#: Gradescope's results.json specification (https://gradescope-autograders.readthedocs.io), strictly.
+TEST_SCHEMA = {
+    "type": "object",
+    "required": ["name", "score", "max_score", "output"],
+    "properties": {
+        "score": {"type": "number"}, "max_score": {"type": "number"},
+        "status": {"enum": ["passed", "failed"]}, "name": {"type": "string", "minLength": 1},
+        "name_format": {"enum": ["text", "html", "simple_format", "md", "ansi"]},
+        "number": {"type": "string"}, "output": {"type": "string"},
+        "output_format": {"enum": ["text", "html", "simple_format", "md", "ansi"]},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "visibility": {"enum": ["hidden", "after_due_date", "after_published", "visible"]},
+        "extra_data": {"type": "object"},
+    },
+    "additionalProperties": False,
+}
+RESULTS_SCHEMA = {
+    "type": "object",
+    "required": ["score", "tests"],
+    "properties": {
+        "score": {"type": "number"}, "max_score": {"type": "number"},
+        "execution_time": {"type": "number"}, "output": {"type": "string"},
+        "output_format": {"enum": ["text", "html", "simple_format", "md", "ansi"]},
+        "test_output_format": {"enum": ["text", "html", "simple_format", "md", "ansi"]},
+        "test_name_format": {"enum": ["text", "html", "simple_format", "md", "ansi"]},
+        "visibility": {"enum": ["hidden", "after_due_date", "after_published", "visible"]},
+        "stdout_visibility": {"enum": ["hidden", "after_due_date", "after_published", "visible"]},
+        "extra_data": {"type": "object"}, "leaderboard": {"type": "array"},
+        "tests": {"type": "array", "items": TEST_SCHEMA},
+    },
+    "additionalProperties": False,
+}
+CHECKS = ("forward", "gradients", "minibatch", "sgd_step", "training")
+
+
+def valid_results(data: dict) -> dict:
+    jsonschema.validate(data, RESULTS_SCHEMA)
+    assert {t["name"].split(":")[0] for t in data["tests"]} == set(CHECKS)
+    assert data["score"] == pytest.approx(sum(t["score"] for t in data["tests"]))
+    return data
+
+
+def _outside_tmp() -> Path:
+    for base in ("/var/tmp", str(Path.cwd())):
+        if os.access(base, os.W_OK):
+            return Path(base)
+    return Path(tempfile.gettempdir())
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    """(plan, gradescope zip, local autograder folder, fake /autograder root)."""
+    tmp = tmp_path_factory.mktemp("gradescope")
+    work = Path(tempfile.mkdtemp(prefix="bplab-release-test-", dir=_outside_tmp()))
+    work.chmod(0o755)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("BACKPROP_LAB_SECRET", SECRET)
+            plan = plan_release(2027, "relu")
+            write_grader_copy(plan, tmp / "copy")
+            manifest = {"year": 2027, "activation": "relu"}
+            zip_path = tmp / "autograder.zip"
+            build_gradescope(plan, tmp / "copy", manifest, zip_path)
+            build_local(plan, tmp / "copy", work / "local", manifest)
+        root = work / "autograder"
+        (root / "source").mkdir(parents=True)
+        extract_zip(zip_path, root / "source")
+        yield plan, zip_path, work / "local", root
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def grader_env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKPROP_LAB_")}
+    env.update(BACKPROP_LAB_CACHE=str(cache_dir()), BACKPROP_LAB_PYTHON=sys.executable, **extra)
+    return env
+
+
+def run_gradescope(root: Path, files: dict[str, str], planted: str | None = None) -> tuple[dict, str]:
+    for name in ("submission", "results"):
+        shutil.rmtree(root / name, ignore_errors=True)
+        (root / name).mkdir()
+    for name, text in files.items():
+        (root / "submission" / name).write_text(text)
+    if planted is not None:
+        (root / "results" / "results.json").write_text(planted)
+    proc = subprocess.run([str(root / "source" / "run_autograder")], cwd="/", capture_output=True, text=True,
+                          env=grader_env(BACKPROP_LAB_AUTOGRADER_ROOT=str(root)), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((root / "results" / "results.json").read_text()), proc.stdout
+
+
+def test_zip_follows_gradescopes_layout(release):
+    plan, zip_path, _, _ = release
+    with zipfile.ZipFile(zip_path) as zf:
+        infos = {i.filename: i for i in zf.infolist()}
+    assert {"setup.sh", "run_autograder", "requirements.txt", "release.json", "release.secret"} <= set(infos)
+    for script in ("setup.sh", "run_autograder"):
+        assert (infos[script].external_attr >> 16) & 0o111, f"{script} is not executable"
+    assert "backprop-lab/solutions/mlp.py" in infos and "backprop-lab/autograder/grade.py" in infos
+    assert "backprop-lab/course.toml" in infos
+    assert not [n for n in infos if "__pycache__" in n]
+    with zipfile.ZipFile(zip_path) as zf:
+        assert zf.read("release.secret").decode().strip() == plan.release_secret
+        assert SECRET.encode() not in b"".join(zf.read(i) for i in zf.infolist())
+        setup = zf.read("setup.sh").decode()
+    assert "sandbox setup" in setup and "bubblewrap" in setup and "chmod -R go-rwx" in setup
+
+
+def test_scripts_are_valid_bash(release):
+    _, _, _, root = release
+    for script in ("setup.sh", "run_autograder"):
+        proc = subprocess.run(["bash", "-n", str(root / "source" / script)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+
+
+def test_a_correct_submission_scores_full_marks(release):
+    plan, _, _, root = release
+    data, stdout = run_gradescope(root, {"mlp.py": reference_source("relu")})
+    valid_results(data)
+    assert data["score"] == data["max_score"] == 100, [t for t in data["tests"] if t["status"] != "passed"]
+    assert data["extra_data"]["year"] == 2027 and data["extra_data"]["activation"] == "relu"
+    assert "development secret" not in data["output"]  # the release secret was in force
+    assert "score 100 / 100" in stdout
+
+
+def test_a_buggy_submission_loses_its_points_and_the_local_grader_agrees(release, tmp_path):
+    _, _, local, root = release
+    source = mutant_sources("relu")["bias_not_summed"]  # fails training at its first checkpoint: fast
+    data, _ = run_gradescope(root, {"mlp.py": source})
+    valid_results(data)
+    assert 0 < data["score"] < data["max_score"]
+    assert data["extra_data"]["by_check"]["gradients"] < 35
+    assert "bias_not_summed" in data["extra_data"]["diagnoses"]
+    (local.parent / "sub.py").write_text(source)
+    out = local.parent / "local-results"
+    proc = subprocess.run([str(local / "backprop-lab.sh"), "grade", str(local.parent / "sub.py"), "--out", str(out)],
+                          capture_output=True, text=True, env=grader_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    mine = json.loads((out / "results.json").read_text())
+    assert mine["extra_data"]["by_check"] == data["extra_data"]["by_check"]
+
+
+HOSTILE = '''
+import json, sys
+fake = {{"score": 1000, "max_score": 100, "tests": []}}
+print(json.dumps(fake))
+try:
+    open({path!r}, "w").write(json.dumps(fake))
+except OSError:
+    pass
+while True:
+    pass
+'''
+
+
+def test_a_hostile_submission_cannot_forge_the_results(release):
+    _, _, _, root = release
+    target = str(root / "results" / "results.json")
+    planted = json.dumps({"score": 999, "tests": []})
+    data, _ = run_gradescope(root, {"mlp.py": HOSTILE.format(path=target)}, planted=planted)
+    valid_results(data)
+    assert data["score"] == 0 and data["max_score"] == 100
+    assert all(t["score"] == 0 for t in data["tests"])
+    assert data["extra_data"]["status"] == "timeout"  # the import never finished, and the report says so
+    assert "infinite loop" in data["tests"][0]["output"]
+
+
+def test_an_unusable_submission_still_gets_a_results_json(release):
+    _, _, _, root = release
+    data, _ = run_gradescope(root, {"notes.txt": "I did not do it"})
+    valid_results(data)
+    assert data["score"] == 0
+    assert data["extra_data"]["status"] == "unusable_submission"
+    assert "could not be graded" in data["tests"][0]["output"]
