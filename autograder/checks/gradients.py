@@ -1,6 +1,8 @@
 """Check 'gradients': the student's backward against central finite differences of the TRUE loss."""
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from ..boundary import check_array, tolerance
@@ -12,12 +14,30 @@ from .known_bugs import diagnose_gradient
 
 PASS_FLOAT64 = 1e-6
 PASS_FLOAT32 = 1e-4
+_TRUTH: dict[str, dict[str, np.ndarray]] = {}   # finite differences per case: the same for every submission
 
 
 def cases(ctx: Context) -> list[Case]:
     """The public toy plus two hidden cases, each verified to be well conditioned for FD."""
     chosen = [public_toy(ctx.config.activation)] + hidden_cases(ctx.config, "gradients", count=2)
     return chosen
+
+
+def truth(ctx: Context, case: Case) -> dict[str, np.ndarray]:
+    """Central finite differences of the true loss on ``case`` (checked against the reference's
+    analytic gradient once), cached: every submission of a class gets the same hidden cases."""
+    digest = hashlib.sha256(repr((getattr(ctx.ref, "__file__", ""), ctx.config.activation, case.name)).encode())
+    for array in (*case.params.values(), case.X, case.Y):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    key = digest.hexdigest()
+    if key not in _TRUTH:
+        fd = true_gradients(ctx.ref, case)
+        sanity = fd_agrees_with_reference(ctx.ref, case, fd)
+        assert sanity < 1e-7, f"grader case {case.name} is badly conditioned ({sanity:.1e})"
+        if len(_TRUTH) > 64:
+            _TRUTH.clear()
+        _TRUTH[key] = fd
+    return {k: v.copy() for k, v in _TRUTH[key].items()}
 
 
 def _own_forward_hint(ctx: Context, case: Case, grads: dict[str, np.ndarray]) -> str:
@@ -41,9 +61,7 @@ def run(ctx: Context) -> list[CheckResult]:
     failures: dict[str, tuple[list[str], str]] = {}
     hint_case: tuple[Case, dict[str, np.ndarray]] | None = None
     for case in cases(ctx):
-        fd = true_gradients(ctx.ref, case)
-        sanity = fd_agrees_with_reference(ctx.ref, case, fd)
-        assert sanity < 1e-7, f"grader case {case.name} is badly conditioned ({sanity:.1e})"
+        fd = truth(ctx, case)
         reply = ctx.session.call("forward_backward", case.params | {"X": case.X, "Y": case.Y},
                                  timeout=CALL_TIMEOUT)
         ctx.note_mutation("forward/backward", reply)
