@@ -96,6 +96,8 @@ def render_assignment(config: CourseConfig, solutions_dir: Path | None = None) -
         "backprop_lab.ipynb": build_notebook(config),
         "README.md": build_readme(config),
     }
+    from ..experiments.handout import add_extensions  # optional parts: only those course.toml enables
+    files = add_extensions(config, files, solutions_dir)
     leaks = solution_leaks(parsed, files)
     if leaks:
         listing = "; ".join(f"{name}: {line!r}" for name, line in leaks[:5])
