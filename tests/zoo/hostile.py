@@ -218,8 +218,6 @@ if _os.fork() == 0:
 
 def env_secret(p: Probe) -> str:
     return S.prelude(S.ref(), _helpers(p) + '''
-print("ENV_SECRET=" + _os.environ.get("BACKPROP_LAB_SECRET", "<absent>"))
-print("ENV_KEYS=" + ",".join(sorted(_os.environ)))
 def _proc():
     hits = []
     for pid in _os.listdir("/proc"):
@@ -228,9 +226,11 @@ def _proc():
         except OSError:
             continue
         if b"BACKPROP_LAB_SECRET" in data:
-            hits.append(data.decode(errors="replace"))
+            hits.append(pid)
     return hits or None
 _try("proc environ", _proc)
+print("ENV_KEYS=" + ",".join(sorted(_os.environ)))
+print("ENV_SECRET=" + _os.environ.get("BACKPROP_LAB_SECRET", "<absent>"))
 ''')
 
 
