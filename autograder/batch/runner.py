@@ -503,6 +503,12 @@ def run_batch(submissions: Path | str, out: Path | str, jobs: int | None = None,
               f"{len(outcome.skipped)} unchanged since the last run (skipped; --force regrades)"
               + (f"; grading {len(to_grade)} with {min(workers, len(to_grade))} worker(s)" if to_grade else ""),
               file=stream, flush=True)
+        masks = _masks(submissions, out)
+        if to_grade:
+            from ..grade import prepare
+            # calibrate (once per machine, cached) HERE, so the pool workers find it in the cache
+            prepare(config, with_training=with_training, extra_masks=tuple(Path(m) for m in masks),
+                    progress=prepare_progress or (lambda m: print(m, file=sys.stderr, flush=True)))
         reporter = Reporter(total, progress, stream)
 
         def done(result: dict[str, Any]) -> None:
@@ -518,11 +524,6 @@ def run_batch(submissions: Path | str, out: Path | str, jobs: int | None = None,
                 done({"student": job.entry.student, "score": 0.0, "max_score": report.max_score,
                       "status": "unreadable", "diagnoses": ["unreadable"], "seconds": 0.0})
             if to_grade:
-                from ..grade import prepare
-                masks = _masks(submissions, out)
-                # calibrate (once per machine, cached) HERE, so the pool workers find it in the cache
-                prepare(config, with_training=with_training, extra_masks=tuple(Path(m) for m in masks),
-                        progress=prepare_progress or (lambda m: print(m, file=sys.stderr, flush=True)))
                 _run_pool(to_grade, workers, config, with_training, masks, out, done)
         finally:
             reporter.close()
