@@ -1,0 +1,87 @@
+"""``backprop-lab release --year 2027``: all five artifacts behind a passing gate; ``--dry-run``; replacing."""
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from autograder.cli import main
+from autograder.errors import UserError
+from autograder.release.build import ARTIFACTS, replace_dir
+from autograder.release.expected import load_expected
+
+pytestmark = pytest.mark.slow  # the gate trains the reference; otter assign and nbgrader generate_assignment run
+
+# NOTE: with some secrets the grader's large-logit case does not overflow a naive softmax, and the gate
+# rightly refuses the release (see test_release_pipeline.py::test_every_secret_makes_a_naive_softmax_overflow).
+SECRET = "course-secret-for-the-build-test-6606"
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory):
+    pytest.importorskip("otter")
+    pytest.importorskip("nbgrader")
+    out = tmp_path_factory.mktemp("dist") / "2027"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BACKPROP_LAB_SECRET", SECRET)
+        code = main(["release", "--year", "2027", "--out", str(out)])
+    return code, out
+
+
+def test_release_builds_all_five_artifacts_behind_a_passing_gate(released, capsys):
+    code, out = released
+    assert code == 0
+    for name in ARTIFACTS:
+        assert (out / name).exists(), name
+    record = json.loads((out / "release.json").read_text())
+    assert record["year"] == 2027 and record["activation"] == "relu"
+    assert record["gate"]["passed"] and record["gate"]["trained_reference"]
+    assert record["secret"]["development"] is False and SECRET not in json.dumps(record)
+    assert set(record["artifacts"]) == {"handout.zip", "gradescope/autograder.zip"}
+    assert "PASSED" in (out / "gate.txt").read_text()
+    assert not list(out.parent.glob(".2027.*"))  # no staging folder left behind
+
+
+def test_artifacts_hold_what_they_promise(released):
+    _, out = released
+    with zipfile.ZipFile(out / "handout.zip") as zf:
+        assert "backprop-lab-2027/mlp.py" in zf.namelist()
+    with zipfile.ZipFile(out / "gradescope" / "autograder.zip") as zf:
+        assert {"setup.sh", "run_autograder", "release.secret"} <= set(zf.namelist())
+    local = out / "autograder"
+    assert (local / "backprop-lab.sh").stat().st_mode & 0o111
+    assert oct((local / "release.secret").stat().st_mode & 0o777) == "0o600"
+    data = load_expected(local / "expected.npz")
+    assert int(data["meta/year"]) == 2027 and all(v.dtype != np.dtype(object) for v in data.values())
+    tests = json.loads((local / "tests.json").read_text())
+    assert sum(t["points"] for t in tests) == 100
+    assert (out / "otter" / "autograder.zip").is_file() and (out / "otter" / "dist" / "student").is_dir()
+    assert (out / "nbgrader" / "source" / "backprop-lab" / "backprop_lab.ipynb").is_file()
+    assert (out / "nbgrader" / "release" / "backprop-lab" / "backprop_lab.ipynb").is_file()
+    assert not (out / "nbgrader" / "gradebook.db").exists()
+
+
+def test_dry_run_shows_the_gate_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "dist" / "2027"
+    assert main(["release", "--year", "2027", "--out", str(out), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "release gate 2027 (relu): PASSED" in printed and "mutant sgd_ascends" in printed
+    assert "nothing was written" in printed
+    assert not out.exists()
+
+
+def test_replacing_an_earlier_release_only(tmp_path):
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    (old / "release.json").write_text("{}")
+    new.mkdir()
+    (new / "marker").write_text("2")
+    replace_dir(new, old)
+    assert (old / "marker").read_text() == "2" and not new.exists()
+    other, stage = tmp_path / "notes", tmp_path / "stage"
+    other.mkdir()
+    stage.mkdir()
+    with pytest.raises(UserError, match="not a backprop-lab release"):
+        replace_dir(stage, other)
