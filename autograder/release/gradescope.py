@@ -159,6 +159,9 @@ Grade with exactly the hidden cases, activation and rubric that Gradescope uses 
 ./backprop-lab.sh batch path/to/submissions --out results            # a whole class, resumable
 ```
 
+Keep this folder outside `/tmp`: with bubblewrap the sandboxed worker gets a private `/tmp` and would not
+see the grader copy's harness there.
+
 MNIST: `export BACKPROP_LAB_CACHE=<your course's MNIST cache>` to reuse one, or run
 `./backprop-lab.sh data fetch` once. `BACKPROP_LAB_PYTHON` picks the interpreter (default `python3`,
 which needs numpy, rich and jinja2: the course repository's environment has them).
