@@ -44,9 +44,11 @@ def make_class(folder: Path, n: int, source: str) -> None:
 
 def run(folder: Path, jobs: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-batch-out-") as out:
+        load0 = os.getloadavg()[0]
         started = time.perf_counter()
         outcome = run_batch(folder, out, jobs=jobs, progress="none", stream=open(os.devnull, "w"))
         wall = time.perf_counter() - started
+        load = (load0, os.getloadavg()[0])
         bad = [r for r in outcome.rows if r.total != 100]
         for r in bad[:1]:
             import json
@@ -56,12 +58,15 @@ def run(folder: Path, jobs: int) -> dict:
                   f"{failed[0]['name'] + ': ' + failed[0]['output'][:300] if failed else ''}", file=sys.stderr)
     graded = outcome.graded
     per = [g["seconds"] for g in graded]
+    cpu: dict = {}
+    for g in graded:
+        cpu[g.get("pid")] = max(cpu.get(g.get("pid"), 0.0), g.get("worker_cpu_s", 0.0))
     workers = {}
     for g in graded:
         pid = g.get("pid")
         workers[pid] = (max(workers.get(pid, (0, 0))[0], g.get("worker_peak_rss_kb", 0)),
                         max(workers.get(pid, (0, 0))[1], g.get("sandbox_peak_rss_kb", 0)))
-    return {"n": len(graded), "jobs": jobs, "wall": wall, "per_student_wall": wall / max(len(graded), 1),
+    return {"n": len(graded), "jobs": jobs, "wall": wall, "cpu": sum(cpu.values()), "load": load, "per_student_wall": wall / max(len(graded), 1),
             "mean_grade_s": statistics.fmean(per) if per else 0.0, "workers": workers, "not_full": len(bad)}
 
 
@@ -90,10 +95,12 @@ def main() -> int:
     serial_wall = one["wall"] * args.n / one["n"]
     speedup = serial_wall / many["wall"]
     print()
-    print(f"{'jobs':>4} {'students':>8} {'wall s':>8} {'s/student':>10} {'mean grade s':>13} {'not 100':>8}")
+    print(f"{'jobs':>4} {'students':>8} {'wall s':>8} {'s/student':>10} {'mean grade s':>13} {'CPU s/student':>14} "
+          f"{'load before/after':>18} {'not 100':>8}")
     for r in results:
         print(f"{r['jobs']:>4} {r['n']:>8} {r['wall']:>8.1f} {r['per_student_wall']:>10.3f} "
-              f"{r['mean_grade_s']:>13.3f} {r['not_full']:>8}")
+              f"{r['mean_grade_s']:>13.3f} {r['cpu'] / max(r['n'], 1):>14.3f} "
+              f"{r['load'][0]:>8.2f} / {r['load'][1]:<7.2f} {r['not_full']:>8}")
     if serial_n < args.n:
         print(f"(--jobs 1 measured on {serial_n} students and extrapolated linearly to {args.n}: "
               f"{serial_wall:.1f} s)")
@@ -101,6 +108,10 @@ def main() -> int:
           f"(goal >= {TARGET_EFFICIENCY})")
     print(f"{args.n} students with {args.jobs} jobs: {many['wall']:.1f} s (target <= {TARGET_WALL_S:.0f} s "
           f"on 2 cores): {'OK' if many['wall'] <= TARGET_WALL_S else 'MISSED'}")
+    cpu_per = many["cpu"] / max(many["n"], 1)
+    print(f"CPU per student (grading worker + sandbox, all {many['n']}): {cpu_per:.2f} s -> {args.n} students on "
+          f"{args.jobs} otherwise idle cores: about {cpu_per * args.n / args.jobs:.0f} s (the wall times above "
+          f"include whatever else the machine was running: see the load averages)")
     for r in results:
         for pid, (peak, sandbox) in sorted(r["workers"].items()):
             print(f"  jobs={r['jobs']} pool worker pid {pid}: peak RSS {peak / 1024:.0f} MiB; "

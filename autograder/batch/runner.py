@@ -240,8 +240,14 @@ def _grade_task(task: dict[str, Any]) -> dict[str, Any]:
     log_event(_OUT, "done", student, task["state"]["sha256"][:16])
     return {"student": student, "score": report.score, "max_score": report.max_score, "status": report.status,
             "diagnoses": report.diagnoses(), "seconds": time.perf_counter() - started, "pid": os.getpid(),
-            "worker_peak_rss_kb": _peak_rss_kb(),
+            "worker_peak_rss_kb": _peak_rss_kb(), "worker_cpu_s": _cpu_seconds(),
             "sandbox_peak_rss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this pool worker and of every sandboxed process it has reaped so far (cumulative)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _peak_rss_kb() -> int:
