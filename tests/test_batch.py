@@ -353,3 +353,20 @@ def test_state_matches_only_the_same_submission_config_and_grader(tmp_path, monk
     assert not runner.is_current(tmp_path / "out", runner.plan_job(Entry("a", tmp_path / "a.py", "a.py")), config, True)
     (folder / "feedback.html").unlink()
     assert not runner.is_current(tmp_path / "out", job, config, True)
+
+
+def test_results_left_by_an_interrupted_regrade_are_marked_stale(tmp_path):
+    from autograder.batch.discover import Entry, Roster
+    from autograder.batch.runner import build_gradebook
+    out = tmp_path / "out"
+    (out / "ann").mkdir(parents=True)
+    (out / "ann" / "results.json").write_text(json.dumps(results_json({"forward": 20})))
+    roster = Roster("folder", tmp_path, [Entry("ann", tmp_path / "ann.py", "ann.py"),
+                                         Entry("bob", tmp_path / "bob.py", "bob.py")])
+    rows, book, summary = build_gradebook(out, roster, current=set())
+    by = {r.student: r for r in rows}
+    assert by["ann"].status == "stale" and by["ann"].total == 20 and "rerun" in by["ann"].note
+    assert by["bob"].status == "pending"
+    rows, _, _ = build_gradebook(out, roster, current={"ann"})
+    assert {r.student: r.status for r in rows}["ann"] == "graded"
+    assert "ann" in summary.read_text(encoding="utf-8")

@@ -25,7 +25,7 @@ SUMMARY = "summary.html"
 TAIL_COLUMNS = ["isolation", "status", "late", "diagnoses", "note", "name", "sid", "email"]
 QUIET_DIAGNOSES = {"not_checked"}                       # bookkeeping tags, not bugs
 ATTENTION_STATUS = {"crashed", "timeout", "unreadable", "clash", "grader_error", "import_error", "syntax_error",
-                    "pending", "missing", "memory"}
+                    "pending", "stale", "missing", "memory"}
 ATTENTION_DIAGNOSES = {"timeout": "timed out", "crashed": "the worker crashed", "memory": "ran out of memory",
                        "hostile_protocol": "tampered with the grading protocol (hostile behaviour)",
                        "grader_error": "internal grader error", "too_slow": "training too slow for the budget"}

@@ -459,8 +459,12 @@ def _grader_error(job: Job, config: CourseConfig, out: Path, why: str) -> dict[s
             "diagnoses": ["grader_error"], "seconds": 0.0}
 
 
-def build_gradebook(out: Path, roster: Roster) -> tuple[list, Path, Path]:
-    """Rows for every roster entry, read back from RESULTS/<student>/results.json."""
+def build_gradebook(out: Path, roster: Roster, current: set[str] | None = None) -> tuple[list, Path, Path]:
+    """Rows for every roster entry, read back from RESULTS/<student>/results.json.
+
+    ``current``: the students whose results match their submission now; any other results (left by an
+    earlier run, the regrade interrupted) are shown with status ``stale``, never as if up to date.
+    """
     from .gradebook import feedback_link, missing_row, read_results, row_from_results, write_outputs
     rows = []
     for e in roster.entries:
@@ -469,7 +473,12 @@ def build_gradebook(out: Path, roster: Roster) -> tuple[list, Path, Path]:
             rows.append(missing_row(e.student, f"not graded yet ({why}); rerun the batch", status="pending",
                                     late=e.late, name=e.name, sid=e.sid, email=e.email))
             continue
-        rows.append(row_from_results(e.student, data, feedback_link(out, e.student)))
+        row = row_from_results(e.student, data, feedback_link(out, e.student))
+        if current is not None and e.student not in current and row.status != "grader_error":
+            row.status = "stale"
+            row.note = "; ".join(filter(None, ["these results are from an earlier submission or grader version "
+                                               "(the regrade was interrupted): rerun the batch", row.note]))
+        rows.append(row)
     origin = roster.origin
     subtitle = f"{roster.kind} {origin.name}"
     gradebook, summary = write_outputs(out, rows, roster.issues, title="Class summary", subtitle=subtitle)
@@ -533,7 +542,8 @@ def run_batch(submissions: Path | str, out: Path | str, jobs: int | None = None,
                 _run_pool(to_grade, workers, config, with_training, masks, out, done)
         finally:
             reporter.close()
-            outcome.rows, outcome.gradebook, outcome.summary = build_gradebook(out, roster)
+            current = {j.entry.student for j in plan if is_current(out, j, config, with_training)}
+            outcome.rows, outcome.gradebook, outcome.summary = build_gradebook(out, roster, current)
     outcome.seconds = time.monotonic() - started
     return outcome
 
