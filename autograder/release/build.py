@@ -67,6 +67,11 @@ class Step:
 
 # ---- the steps -------------------------------------------------------------------------------------
 def _plan(b: Build) -> None:
+    if not b.dry_run:  # fail before the gate's minutes, not after them
+        from .nbgrader import nbgrader_command
+        from .otter import otter_command
+        otter_command()
+        nbgrader_command()
     b.plan = plan_release(b.year, b.activation, b.course)
     b.secret_dir = Path(tempfile.mkdtemp(prefix="backprop-lab-release-secret-"))
     b.config = bind_secret(b.plan, b.secret_dir)
