@@ -274,9 +274,6 @@ def test_release_stops_on_a_gate_miss_and_writes_nothing(tmp_path, secret, monke
     assert not (tmp_path / "dist").exists() or not any((tmp_path / "dist").iterdir())
 
 
-@pytest.mark.xfail(strict=True, reason="autograder/checks/forward.py: the large-logit case (logit_scale=400) does not "
-                   "always reach exp overflow, so for some secrets (often with sigmoid) a naive softmax keeps its "
-                   "points and the gate refuses the release; shifting the case's logits past 710 would fix it")
 def test_every_secret_makes_a_naive_softmax_overflow(monkeypatch):
     from autograder.mutants import mutant_sources
     passed = []

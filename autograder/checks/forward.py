@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..boundary import check_array, tolerance
-from ..config import ACTIVATIONS
+from ..config import ACTIVATIONS, CourseConfig
 from ..results import CheckResult
 from .cases import Case, hidden_cases, make_case, public_toy
 from .common import CALL_TIMEOUT, Context, explain_failure, failure_tag, split_points
@@ -72,7 +72,7 @@ def _one(ctx: Context, case: Case, label: str, points: float) -> CheckResult:
     probs = checked.value
     expected, _ = ctx.ref.forward(case.params, case.X)
     if checked.nonfinite:
-        overflow = bool(np.abs(case.params["V"]).max() > 50)  # only the large-logit case has such V
+        overflow = bool(np.abs(case.params["c"]).max() > 500)  # only the large-logit case has such c
         text = ("probs contain NaN or inf" + (": your softmax overflows on large logits. Subtract each row's "
                 "maximum logit before np.exp; the result is the same, and exp never sees a large number"
                 if overflow else ""))
@@ -105,7 +105,17 @@ def run(ctx: Context) -> list[CheckResult]:
             break
     results.append(worst or CheckResult("forward", LABELS[1], pts[1], pts[1],
                                         "all hidden cases (including N=1) match the reference."))
-    rng = np.random.default_rng(ctx.config.seed("forward-large"))
-    big = make_case("large-logit case (logits in the hundreds)", rng, 8, 6, 5, 5, act, logit_scale=400.0)
-    results.append(_one(ctx, big, LABELS[2], pts[2]))
+    results.append(_one(ctx, large_logit_case(ctx.config), LABELS[2], pts[2]))
     return results
+
+
+def large_logit_case(config: CourseConfig) -> Case:
+    """A case whose every logit is above 750, so ``np.exp(logits)`` overflows unless the softmax
+    subtracts the row maximum; the spread between logits stays realistic (tens)."""
+    act = config.activation
+    rng = np.random.default_rng(config.seed("forward-large"))
+    case = make_case("large-logit case (every logit above 750)", rng, 8, 6, 5, 5, act, logit_scale=20.0)
+    h = activate(case.X @ case.params["W"].T + case.params["b"], act)
+    lowest = float((h @ case.params["V"].T + case.params["c"]).min())
+    case.params["c"] = case.params["c"] + (1000.0 + max(0.0, 750.0 - (lowest + 1000.0)))
+    return case

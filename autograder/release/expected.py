@@ -22,6 +22,7 @@ from ..checks import forward as forward_check
 from ..checks import minibatch as minibatch_check
 from ..checks import sgd_step as sgd_check
 from ..checks.cases import PARAM_KEYS, Case, hidden_cases, make_case, public_toy
+from ..checks.forward import large_logit_case
 from ..checks.common import split_points
 from ..checks.training import PARTIAL_SCALE
 from ..config import CourseConfig
@@ -81,8 +82,7 @@ def _many(cases: list[Case], ref: ModuleType | None = None, probs: bool = False,
 def _forward_tests(config: CourseConfig, ref: ModuleType) -> list[ReleaseTest]:
     act, labels = config.activation, forward_check.LABELS
     pts = split_points(config.rubric["forward"], labels)
-    large_rng = np.random.default_rng(config.seed("forward-large"))  # as autograder/checks/forward.py
-    large = make_case("large-logit case", large_rng, 8, 6, 5, 5, act, logit_scale=400.0)
+    large = large_logit_case(config)
     groups = [[public_toy(act)], hidden_cases(config, "forward"), [large]]
     return [ReleaseTest("forward", label, p, hidden=i > 0, function="forward_matches", args=("forward",),
                         data=_many(group, ref, probs=True))
