@@ -2,7 +2,6 @@
 name clashes, non-UTF-8 names, oversized files; gradebook rows and merging; the CLI's exit status."""
 from __future__ import annotations
 
-import io
 import json
 import os
 import stat

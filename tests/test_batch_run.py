@@ -232,6 +232,19 @@ def test_kill_9_at_any_moment_then_rerun(tmp_path):
     assert sorted(states(out)) == students
     assert not list(out.glob("*/.*.tmp"))
 
+    # a grading worker killed (not the batch): the pool is rebuilt and the class still finishes
+    out2 = tmp_path / "worker-killed"
+    proc = start_batch(subs, out2)
+    wait_for(lambda: any(out2.glob("*/results.json")), proc)
+    children = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(proc.pid)], capture_output=True,
+                              text=True).stdout.splitlines()
+    workers = [int(line.split()[0]) for line in children if "spawn_main" in line]
+    if proc.poll() is None and workers:
+        os.kill(workers[0], signal.SIGKILL)
+    output = proc.communicate(timeout=300)[0].decode()
+    assert proc.returncode == 0, output
+    assert (out2 / "gradebook.csv").read_bytes() == expected
+
 
 def test_a_student_cannot_read_other_submissions_or_results(tmp_path):
     from autograder.sandbox.level import detect
@@ -251,3 +264,4 @@ def test_a_student_cannot_read_other_submissions_or_results(tmp_path):
     page = (out / "spy" / "feedback.html").read_text(encoding="utf-8")
     assert "LEAK" in page
     assert "SECRET-ANSWER-42" not in page and "victim" not in page.split("LEAK", 1)[1]
+

@@ -420,6 +420,10 @@ def _run_pool(jobs: list[Job], workers: int, config: CourseConfig, with_training
         executor.shutdown(wait=True)
         if broken and todo:
             restarts += 1
+            for student, job in list(todo.items()):  # finished, but its answer was lost with the pool
+                if is_current(out, job, config, with_training):
+                    todo.pop(student)
+                    on_done(_finished_result(out, student))
             for student in _started_not_done(out, since):
                 blamed[student] = blamed.get(student, 0) + 1
                 if blamed[student] >= 2 and student in todo:
@@ -428,6 +432,15 @@ def _run_pool(jobs: list[Job], workers: int, config: CourseConfig, with_training
             if restarts > MAX_POOL_RESTARTS:
                 raise UserError("grading worker processes keep dying (out of memory?); finished students are "
                                 f"kept in {out}: rerun with fewer --jobs")
+
+
+def _finished_result(out: Path, student: str) -> dict[str, Any]:
+    from .gradebook import read_results
+    data, _ = read_results(out / student / "results.json")
+    data = data or {}
+    extra = data.get("extra_data") if isinstance(data.get("extra_data"), dict) else {}
+    return {"student": student, "score": data.get("score"), "max_score": data.get("max_score"),
+            "status": str(extra.get("status", "graded")), "diagnoses": extra.get("diagnoses", []), "seconds": 0.0}
 
 
 def _kill_pool(executor: ProcessPoolExecutor) -> None:
