@@ -244,6 +244,7 @@ def test_kill_9_at_any_moment_then_rerun(tmp_path):
     output = proc.communicate(timeout=300)[0].decode()
     assert proc.returncode == 0, output
     assert (out2 / "gradebook.csv").read_bytes() == expected
+    assert all(n <= 1 for n in done_events(out2).values()), done_events(out2)
 
 
 def test_a_student_cannot_read_other_submissions_or_results(tmp_path):
