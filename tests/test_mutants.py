@@ -47,10 +47,11 @@ def test_a_changed_reference_fails_loudly():
     assert isinstance(mutant("sgd_ascends"), Mutant)
 
 
-@pytest.fixture(scope="module")
-def env():
+@pytest.fixture(scope="module", params=ACTIVATIONS)
+def env(request):
+    """Every activation a year can choose: the release gate grades the mutants of that year's."""
     from autograder.grade import prepare
-    return prepare(load_config(), with_training=False)
+    return prepare(load_config(activation=request.param), with_training=False)
 
 
 def test_reference_scores_full_marks_without_training(env):
