@@ -97,6 +97,7 @@ class CourseConfig:
         """A short hash of everything that changes a verdict (for resumable batch grading)."""
         secret, _ = self.secret()
         text = repr((self.year, self.activation, sorted(self.rubric.items()), self.training, self.bounds,
+                     sorted(self.extensions.items()), sorted(self.extension_points.items()),
                      hashlib.sha256(secret.encode()).hexdigest()))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
