@@ -255,3 +255,16 @@ def test_worker_never_sees_the_project():
     """The whole project is masked (its git history holds the solution); only the harness and the
     training split are bound back."""
     assert PROJECT_ROOT in masked_paths()
+
+
+def test_float32_sgd_update_is_judged_by_its_operands():
+    """Where p and lr*g nearly cancel, a correct float32 update differs from the float64 one by more
+    than 1e-6 of the (small) result; the check scales by |p| + lr*|g| (this failed 37% of random cases)."""
+    from autograder.checks.sgd_step import matches
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        p, g, lr = rng.standard_normal((7, 11)), rng.standard_normal((7, 11)), float(rng.uniform(0.05, 0.9))
+        new32 = p.astype(np.float32) - np.float32(lr) * g.astype(np.float32)
+        assert matches(new32, p - lr * g, p, g, lr, 1e-6)
+        for wrong in (p + lr * g, p - g, p, p - lr * lr * g):
+            assert not matches(wrong.astype(np.float32), p - lr * g, p, g, lr, 1e-6)

@@ -21,8 +21,20 @@ G = 8.75   # one gradient key
 T = 5.0    # one forward / minibatch / sgd_step test
 
 
-def full(**changes: float) -> dict[str, float]:
+def full(**changes: float | tuple[float, ...]) -> dict[str, float | tuple[float, ...]]:
     return {**FULL, **changes}
+
+
+# Where a verdict legitimately depends on the year's hidden cases, the entry allows each outcome and
+# says why here; every other verdict must be exact for every secret (tests/test_grader_zoo.py sweeps).
+ONE_OF = {
+    "grad_W_transposed": "when the minibatch case happens to be square (n_in == n_hidden), X.T @ d_a has W's "
+                         "shape and is still the mean of per-example gradients: only 'N=1 and odd N' fails",
+    "forward_missing_b": "the large-logit test judges stability: with some cases the missing bias does not "
+                         "change those probabilities beyond the tolerance",
+    "forward_missing_c": "as forward_missing_b, for the output bias",
+    "forward_tanh_instead_of_relu": "as forward_missing_b, for the activation",
+}
 
 
 @dataclass(frozen=True)
@@ -30,7 +42,7 @@ class Entry:
     name: str
     kind: str                                    # correct, bug, hostile
     build: Callable[[Probe], str]
-    expect: dict[str, float]                     # check id -> score (training excluded unless below)
+    expect: dict[str, float | tuple[float, ...]]  # check id -> score, or the scores allowed (see ONE_OF)
     diagnoses: dict[str, tuple[str, ...]] = field(default_factory=dict)   # check id -> ids that must appear
     words: dict[str, tuple[str, ...]] = field(default_factory=dict)       # check id -> words in its messages
     activation: str = "relu"
@@ -81,7 +93,7 @@ BUGS = [
           {"gradients": ("grad_sign_flipped",), "minibatch": ("batch_size_dependent",)},
           {"gradients": ("opposite sign", "Y - probs")}),
     Entry("grad_W_transposed", "bug", _patched(('"W": d_a.T @ X,', '"W": X.T @ d_a,')),
-          full(gradients=3 * G, minibatch=2 * T),
+          full(gradients=3 * G, minibatch=(2 * T, 3 * T)),
           {"gradients": ("grad_transposed",)}, {"gradients": ("transposed", "dL/dW")}),
     Entry("sigmoid_derivative_h", "bug", _patched(("return h * (1.0 - h)", "return h"), activation="sigmoid"),
           full(gradients=2 * G, minibatch=3 * T), {"gradients": ("sigmoid_derivative_h",)},
@@ -110,14 +122,14 @@ BUGS = [
           {"forward": ("softmax_wrong_axis",), "minibatch": ("rows_depend_on_each_other",)},
           {"forward": ("axis=1",), "minibatch": ("axis=1",)}),
     Entry("forward_missing_b", "bug", _patched((S.FORWARD_FIRST, '    a = X @ params["W"].T\n')),
-          full(forward=0, gradients=0, minibatch=3 * T), {"forward": ("forward_missing_b",)},
+          full(forward=(0, T), gradients=0, minibatch=3 * T), {"forward": ("forward_missing_b",)},
           {"forward": ("bias b",)}),
     Entry("forward_missing_c", "bug", _patched(('logits = h @ params["V"].T + params["c"]', 'logits = h @ params["V"].T')),
-          full(forward=0, gradients=0, minibatch=3 * T), {"forward": ("forward_missing_c",)},
+          full(forward=(0, T), gradients=0, minibatch=3 * T), {"forward": ("forward_missing_c",)},
           {"forward": ("bias c",)}),
     Entry("forward_tanh_instead_of_relu", "bug",
           _patched(("    h = _activate(a)\n", "    h = np.tanh(a)\n"), ("return (a > 0).astype(a.dtype)", "return 1.0 - h * h")),
-          full(forward=0, gradients=0, minibatch=3 * T), {"forward": ("wrong_activation",)},
+          full(forward=(0, T), gradients=0, minibatch=3 * T), {"forward": ("wrong_activation",)},
           {"forward": ("tanh", "relu"), "gradients": ("OWN forward",)}),
     Entry("forward_mutates_X", "bug",
           _patched(("    return probs, (X, a, h, probs)\n",
