@@ -1,6 +1,8 @@
 """Grade one submission: load it, run the five checks against a sandboxed worker, write the reports."""
 from __future__ import annotations
 
+import os
+import stat
 import sys
 import tempfile
 import time
@@ -51,6 +53,39 @@ def masked_paths(extra: list[Path] | tuple[Path, ...] = ()) -> list[Path]:
     return base + [Path(p).resolve() for p in extra]
 
 
+def restrict_permissions(masks: list[Path]) -> None:
+    """Without bubblewrap ("user" level) the masks are file permissions: "other" (the sandbox user)
+    loses all access to the masked paths and to everything in the project except the harness and
+    the training split, which stay reachable through directories it may traverse but not list."""
+    from .mnist import mnist_dir
+    from .paths import PROJECT_ROOT
+    from .worker.session import HARNESS
+
+    def close(path: Path, keep_traversal: bool = False) -> None:
+        try:
+            st = path.lstat()
+            if stat.S_ISLNK(st.st_mode) or st.st_uid != os.geteuid():
+                return
+            os.chmod(path, (st.st_mode & ~0o007) | (0o001 if keep_traversal and stat.S_ISDIR(st.st_mode) else 0))
+        except OSError:
+            pass
+
+    for path in masks:
+        if path != PROJECT_ROOT:
+            close(path)
+    keep = [p for p in (HARNESS, mnist_dir() / "train") if PROJECT_ROOT in p.parents]
+    chains = {a for k in keep for a in [k, *k.parents] if a == PROJECT_ROOT or PROJECT_ROOT in a.parents}
+    for folder in sorted(chains - set(keep), key=lambda p: len(p.parts)):
+        close(folder, keep_traversal=True)
+        try:
+            entries = list(folder.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            if entry not in chains:
+                close(entry)
+
+
 def prepare(config: CourseConfig, with_training: bool = True, extra_masks: tuple[Path, ...] = (),
             progress: Callable[[str], None] | None = None) -> Environment:
     """Detect isolation, load MNIST and calibrate the training budget (cached per machine)."""
@@ -58,6 +93,8 @@ def prepare(config: CourseConfig, with_training: bool = True, extra_masks: tuple
     from .mnist import load_mnist
     iso = detect()
     masks = masked_paths(extra_masks)
+    if iso.level == "user":
+        restrict_permissions(masks)
     if not with_training:
         return Environment(config, iso, None, 0.0, "training not graded", masks)
     data = load_mnist(fetch=True)

@@ -33,12 +33,14 @@ from zoo.support import environment, needs_full, sandbox_uid
 FACTS = r'''
 import json as _json, os as _os, resource as _r
 def _can_write(d):
+    path = _os.path.join(d, "zoo_probe_write_%d" % _os.getpid())
     try:
-        with open(_os.path.join(d, "zoo_probe_write"), "w") as fh:
+        with open(path, "x") as fh:
             fh.write("x")
-        return True
     except OSError:
         return False
+    _os.unlink(path)  # at the rlimits level this really is the host's folder
+    return True
 def _ls(d):
     try:
         return sorted(_os.listdir(d))
@@ -289,3 +291,17 @@ def test_sys_executable_prefix_bound_back_only_for_the_graders_interpreter(tmp_p
     with _session(tmp_path, iso=Isolation("full", "/opt/other/python", 1, 1, "/usr/bin/bwrap")) as s:
         assert Path(sys.prefix) not in s._exposed() and HARNESS in s._exposed()
     assert session_mod.HARNESS.is_file()
+
+
+def test_user_level_closes_solutions_labels_and_history(tmp_path):
+    """Without bubblewrap the masks are file permissions: the sandbox user reads none of them."""
+    env = environment("user")
+    if env.iso.level != "user":
+        pytest.skip(f"level 'user' is not available here (got {env.iso.level!r})")
+    from zoo import BY_NAME
+    from zoo.hostile import Probe
+    probe = Probe("1", 1, tmp_path / "canary", PROJECT_ROOT)
+    report = grade_source(BY_NAME["read_secrets"].build(probe), env)
+    lines = [line for line in report.student_output.splitlines()
+             if line.split(" ")[0] in ("solution", "labels", "valid", "git", "walk")]
+    assert len(lines) >= 5 and not any(" READ " in f"{line} " for line in lines), lines
