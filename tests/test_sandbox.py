@@ -231,10 +231,10 @@ class TestParentReads:
     def test_mutations_are_judged_in_the_parent(self):
         sent = {"p_W": np.ones(2), "g_W": np.ones(2), "g_b": np.zeros(1)}
         back = {"after_p_W": np.zeros(2), "after_g_W": np.ones(2) * 2}  # params may change; g_b missing
-        assert WorkerSession._mutations(None, "sgd_step", sent, back) == ["grads.W", "grads.b"]
+        assert WorkerSession._mutations("sgd_step", sent, back) == ["grads.W", "grads.b"]
         sent = {"X": np.ones((2, 2)), "W": np.ones((1, 2))}
         back = {"after_X": np.ones((2, 2)), "after_W": np.array([[1.0, np.nan]])}
-        assert WorkerSession._mutations(None, "forward", sent, back) == ["params.W"]
+        assert WorkerSession._mutations("forward", sent, back) == ["params.W"]
 
 
 def test_planted_symlink_is_not_chowned_on_restart(tmp_path):

@@ -13,6 +13,17 @@ from .common import CALL_TIMEOUT, Context, explain_failure, failure_tag, split_p
 LABELS = ["mean of per-example gradients", "rows independent", "N=1 and odd N", "inputs not mutated"]
 
 
+def _described(reply) -> dict | None:
+    """What the worker said probs was (type, shape), for the message only: the forward check already
+    penalises a subclass, this test judges independence of the values."""
+    info = reply.meta.get("probs_type")
+    return {k: info[k] for k in ("type", "shape") if k in info} if isinstance(info, dict) else None
+
+
+def _tag(problem: str) -> str:
+    return "grad_transposed" if "transposed" in problem else "wrong_shape" if "shape" in problem else "wrong_type"
+
+
 def _grads(ctx: Context, case: Case) -> tuple[dict[str, np.ndarray] | None, str, list[str]]:
     reply = ctx.session.call("forward_backward", case.params | {"X": case.X, "Y": case.Y}, timeout=CALL_TIMEOUT)
     ctx.note_mutation("forward/backward", reply)
@@ -24,7 +35,7 @@ def _grads(ctx: Context, case: Case) -> tuple[dict[str, np.ndarray] | None, str,
         checked = check_array(f"dL/d{key}", reply.arrays, f"grad_{key}", case.params[key].shape,
                               type_info=types.get(key) if isinstance(types, dict) else None)
         if not checked.ok:
-            return None, f"{case.name}: {checked.problem}", ["wrong_shape"]
+            return None, f"{case.name}: {checked.problem}", [_tag(checked.problem)]
         grads[key] = checked.value
     return grads, "", []
 
@@ -89,10 +100,11 @@ def _rows_independent(ctx: Context, case: Case, points: float) -> CheckResult:
         if not r.ok:
             return CheckResult("minibatch", label, 0.0, points, explain_failure("forward", r), failure_tag(r))
     shape = (case.n, case.params["V"].shape[0])
-    a = check_array("probs", first.arrays, "probs", shape)
-    b = check_array("probs", second.arrays, "probs", shape)
+    a = check_array("probs", first.arrays, "probs", shape, type_info=_described(first))
+    b = check_array("probs", second.arrays, "probs", shape, type_info=_described(second))
     if not (a.ok and b.ok):
-        return CheckResult("minibatch", label, 0.0, points, a.problem or b.problem, ["wrong_shape"])
+        problem = a.problem or b.problem
+        return CheckResult("minibatch", label, 0.0, points, problem, [_tag(problem)])
     changed = np.abs(a.value[1:] - b.value[1:]).max()
     tol = tolerance(a.value.dtype, 1e-12, 1e-6)
     if changed <= tol:
@@ -109,7 +121,7 @@ def _sizes(ctx: Context, cases: list[Case], points: float) -> CheckResult:
     for case in cases:
         grads, why, tags = _grads(ctx, case)
         if grads is None:
-            return CheckResult("minibatch", label, 0.0, points, f"{case.name}: {why}", tags)
+            return CheckResult("minibatch", label, 0.0, points, why, tags)  # why names the case
         truth = reference_gradients(ctx.ref, case)
         for key in PARAM_KEYS:
             err = relative_error(grads[key], truth[key])

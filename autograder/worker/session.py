@@ -299,7 +299,8 @@ class WorkerSession:
                 os.fchown(fh.fileno(), self.iso.uid, self.iso.gid)
         return name
 
-    def _mutations(self, op: str, sent: dict[str, np.ndarray], back: dict[str, np.ndarray]) -> list[str]:
+    @staticmethod
+    def _mutations(op: str, sent: dict[str, np.ndarray], back: dict[str, np.ndarray]) -> list[str]:
         """Which inputs the student's call changed, judged here from the copies the worker sent back
         after the call (the worker's own comparison could be monkeypatched)."""
         prefix = WATCHED_OPS[op]
