@@ -128,7 +128,9 @@ def command(iso: Isolation, spec: LaunchSpec) -> list[str]:
     argv = [iso.bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
             "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
     emptied = ["/tmp"]
-    for path in spec.masked:
+    for path in sorted(spec.masked, key=lambda p: len(p.parts)):
+        if any(path == Path(e) or Path(e) in path.parents for e in emptied):
+            continue  # already hidden by an emptied parent (e.g. anything under /tmp)
         if path.exists() and path.is_dir():
             argv += ["--tmpfs", str(path)]
             emptied.append(str(path))
