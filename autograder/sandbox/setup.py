@@ -23,12 +23,37 @@ def _run(cmd: list[str], what: str) -> None:
                         "`backprop-lab sandbox setup`")
 
 
+def _world_readable(path: Path) -> bool:
+    """True when every folder above ``path`` can be traversed by other users (o+x)."""
+    return all(parent.stat().st_mode & 0o001 for parent in path.resolve().parents)
+
+
+def _same_version(python: str) -> bool:
+    want = f"{sys.version_info.major}.{sys.version_info.minor}"
+    proc = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                          capture_output=True, text=True)
+    return proc.returncode == 0 and proc.stdout.strip() == want
+
+
 def _base_python() -> str:
-    """An interpreter the sandbox user can read: the system python3, or this one if it is readable."""
-    for candidate in ("/usr/bin/python3", "/usr/local/bin/python3"):
-        if Path(candidate).exists():
+    """An interpreter of THIS Python version that the sandbox user can read (numpy is pinned to ours).
+
+    This interpreter if its folders are open to other users; else a system one of the same version;
+    else a copy of this installation under the sandbox prefix (pyenv puts it under /root, closed to
+    the sandbox user; Ubuntu 22.04's /usr/bin/python3 is 3.10, too old for a current numpy).
+    """
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if _world_readable(Path(sys.executable)):
+        return sys.executable
+    for candidate in (f"/usr/bin/python{version}", f"/usr/local/bin/python{version}", "/usr/bin/python3"):
+        if Path(candidate).exists() and _same_version(candidate):
             return candidate
-    return sys.executable
+    copy = SANDBOX_PREFIX / f"python{version}"
+    if not (copy / "bin").exists():
+        print(f"copying Python {version} from {sys.base_prefix} to {copy} (readable by the sandbox user)")
+        shutil.copytree(sys.base_prefix, copy, symlinks=True, ignore=shutil.ignore_patterns("site-packages"))
+        (copy / "lib" / f"python{version}" / "site-packages").mkdir(parents=True, exist_ok=True)
+    return str(copy / "bin" / f"python{version}")
 
 
 def setup() -> int:
@@ -52,6 +77,9 @@ def setup() -> int:
         _run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SANDBOX_USER],
              f"creating user {SANDBOX_USER}")
     py = sandbox_python()
+    if py.exists() and not _same_version(str(py)):
+        print(f"the sandbox venv {SANDBOX_VENV} has another Python version: recreating it")
+        shutil.rmtree(SANDBOX_VENV)
     if not py.exists():
         SANDBOX_PREFIX.mkdir(parents=True, exist_ok=True)
         _run([_base_python(), "-m", "venv", "--without-pip", str(SANDBOX_VENV)], "creating the sandbox venv")
