@@ -68,7 +68,7 @@ class Run:
     reached_at: float | None = None
     best_error: float = 1.0
     problem: str = ""
-    final_params: dict[str, np.ndarray] | None = None
+    final_predictions: np.ndarray | None = None  # test predictions at the last checkpoint, (10000,)
     eval_seconds: float = 0.0
 
     def on_checkpoint(self, ref):
@@ -87,13 +87,13 @@ class Run:
                     return False
                 params[key] = checked.value
             started = time.perf_counter()
-            test_err, _ = error_rate(ref, params, self.test_X, self.test_y)
+            test_err, predictions = error_rate(ref, params, self.test_X, self.test_y)
             valid_err, _ = error_rate(ref, params, self.valid_X, self.valid_y)
             self.eval_seconds += time.perf_counter() - started
             epoch = (int(step) if isinstance(step, int) else 0) / self.steps_per_epoch
             self.curve.append({"epoch": round(epoch, 4), "seconds": round(used, 3),
                                "test_error": test_err, "valid_error": valid_err})
-            self.final_params = params
+            self.final_predictions = predictions
             self.best_error = min(self.best_error, test_err)
             if test_err < self.target and used <= self.budget:
                 self.reached_at = used
@@ -132,8 +132,8 @@ def run(ctx: Context, data, budget: float, budget_statement: str, seed: int | No
     reply = ctx.session.train(args, run_.on_checkpoint(ctx.ref), budget)
     evidence: dict[str, Any] = {"curve": run_.curve, "budget_s": budget, "hyperparams": hp,
                                 "eval_seconds": round(run_.eval_seconds, 3)}
-    if run_.final_params is not None:
-        err, preds = error_rate(ctx.ref, run_.final_params, data.test.X, data.test.y)
+    if run_.final_predictions is not None:
+        preds = run_.final_predictions
         conf = np.zeros((N_OUT, N_OUT), dtype=np.int64)
         np.add.at(conf, (data.test.y, preds), 1)
         evidence.update(confusion=conf.tolist(), misclassified=np.flatnonzero(preds != data.test.y)[:36].tolist(),
