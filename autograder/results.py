@@ -80,7 +80,7 @@ def to_gradescope(report: GradeReport) -> dict[str, Any]:
     for i, r in enumerate(report.results, 1):
         tests.append({"name": r.name, "number": str(i), "score": round(r.score, 4), "max_score": r.max_score,
                       "status": "passed" if r.passed else "failed", "output": r.message,
-                      "visibility": "visible"})
+                      "visibility": "visible", "tags": list(r.diagnoses)})
     return {
         "score": report.score,
         "max_score": report.max_score,
