@@ -6,6 +6,7 @@ import os
 import resource
 import signal
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,7 +68,8 @@ def kill_tree(proc: subprocess.Popen, spared: set[int] | frozenset[int] = frozen
     Orphans of the worker (double forks, ``setsid``) are re-parented to us because we are a
     subreaper, so walking our own descendants finds them. Repeats until none is left.
     """
-    for _ in range(50):
+    deadline = time.monotonic() + 5.0
+    while True:
         targets = {proc.pid} | (descendants(os.getpid()) - set(spared))
         targets.discard(os.getpid())
         alive = False
@@ -82,8 +84,11 @@ def kill_tree(proc: subprocess.Popen, spared: set[int] | frozenset[int] = frozen
         except (ProcessLookupError, PermissionError):
             pass
         _reap()
-        if not alive:
+        if not alive or time.monotonic() > deadline:
             break
+        # A dying PID namespace hands its processes (as zombies) to us, the subreaper, over a few
+        # milliseconds: wait for them instead of spinning through the rounds before they arrive.
+        time.sleep(0.002)
     try:
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
