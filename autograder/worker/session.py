@@ -29,6 +29,7 @@ HARNESS = Path(__file__).with_name("harness.py")
 MAX_LINE = 256 * 1024
 MAX_NPZ = 64 * 1024**2
 LOG_TAIL = 3000
+START_RETRY_DELAYS = (1.0, 4.0, 10.0)  # seconds between attempts to start a worker that died before any student code
 RETRY_TIMEOUT = 3.0     # a call after one has already timed out in this session gets this long
 WATCHED_OPS = {"forward": None, "forward_backward": None, "sgd_step": "g_"}  # op -> input prefix checked
 
@@ -125,6 +126,18 @@ class WorkerSession:
         return paths
 
     def _start(self) -> Reply:
+        """Start the worker; a start that fails before any student code ran is retried with back-off
+        (another student's fork bomb can hold the sandbox uid's process limit for a few seconds)."""
+        for delay in START_RETRY_DELAYS:
+            try:
+                return self._start_once()
+            except WorkerStartError:
+                self.stop()
+                self.events.append(f"the sandboxed worker did not start; retrying in {delay:g} s")
+                time.sleep(delay)
+        return self._start_once()
+
+    def _start_once(self) -> Reply:
         spec = LaunchSpec(scratch=self.scratch, harness=HARNESS, masked=self.masked + [self.root.parent],
                           limits=self.limits, exposed=self._exposed())
         # masking the temp root hides other students' scratch folders; ours is bound back on top
