@@ -20,6 +20,7 @@ from .sandbox.level import Isolation, detect
 from .submission import load_submission, syntax_error
 from .worker.session import WorkerSession
 from .checks import common, forward, gradients, minibatch, sgd_step, training
+from .checks import extensions as ext_checks
 from .checks.common import Context, zero_results
 
 CHECK_LABELS = {
@@ -135,6 +136,16 @@ def _run_check(check_id: str, fn: Callable[[], list[CheckResult]], config: Cours
                             ["grader_error"])
 
 
+def _all_zero(config: CourseConfig, message: str, tags: list[str]) -> list[CheckResult]:
+    """Zero on every test of every check (and of every enabled extension), for one shared reason."""
+    results = []
+    for check_id in CHECK_IDS:
+        results += zero_results(check_id, CHECK_LABELS[check_id], config.rubric[check_id], message, tags)
+    for ext in ext_checks.enabled_extensions(config):
+        results += zero_results(ext, ext_checks.LABELS[ext], float(config.extension_points[ext]), message, tags)
+    return results
+
+
 def grade_source(source: str, env: Environment, origin: str = "mlp.py",
                  notes: list[str] | None = None) -> GradeReport:
     """Grade ``source`` (the text of an mlp.py) under ``env``."""
@@ -149,10 +160,8 @@ def grade_source(source: str, env: Environment, origin: str = "mlp.py",
                          grader_version=__version__)
     error = syntax_error(source)
     if error:
-        for check_id in CHECK_IDS:
-            report.results += zero_results(check_id, CHECK_LABELS[check_id], config.rubric[check_id],
-                                           f"mlp.py does not compile, so nothing could run: {error}. "
-                                           "Run `python mlp.py` to see the error.", ["syntax_error"])
+        report.results += _all_zero(config, f"mlp.py does not compile, so nothing could run: {error}. "
+                                            "Run `python mlp.py` to see the error.", ["syntax_error"])
         report.status = "syntax_error"
         report.seconds = time.perf_counter() - started
         return report
@@ -164,9 +173,8 @@ def grade_source(source: str, env: Environment, origin: str = "mlp.py",
             loaded = session.ensure_started()
             if not loaded.ok:
                 why = common.explain_failure("importing mlp.py", loaded)
-                for check_id in CHECK_IDS:
-                    report.results += zero_results(check_id, CHECK_LABELS[check_id], config.rubric[check_id],
-                                                   f"mlp.py could not be imported: {why}", common.failure_tag(loaded))
+                report.results += _all_zero(config, f"mlp.py could not be imported: {why}",
+                                            common.failure_tag(loaded))
                 report.status = "import_error" if loaded.kind not in ("timeout", "crashed") else loaded.kind
             else:
                 missing = loaded.meta.get("missing") or []
@@ -183,6 +191,8 @@ def grade_source(source: str, env: Environment, origin: str = "mlp.py",
                 else:
                     report.results += zero_results("training", CHECK_LABELS["training"], config.rubric["training"],
                                                    "training was not graded in this run (no MNIST).", ["not_checked"])
+                if ext_checks.enabled_extensions(config):  # optional parts: only those course.toml enables
+                    report.results += ext_checks.run(ctx)
                 tags = report.diagnoses()
                 if tags and all(r.score == 0 for r in report.results) and "not_implemented" in tags:
                     report.status = "not_implemented"
