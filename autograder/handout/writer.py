@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 
 from ..config import CourseConfig, load_config
 from ..errors import UserError
+from ..results import swap_in_dir
 from ..paths import ASSIGNMENT_DIR, PACKAGE_DIR, PROJECT_ROOT, SOLUTIONS_DIR
 from . import templates
 from .markers import ParsedSource, parse
@@ -134,13 +134,7 @@ def write_assignment(out_dir: Path | str, config: CourseConfig, solutions_dir: P
         tmp.chmod(0o755)
         for name, text in files.items():
             (tmp / name).write_text(text, encoding="utf-8", newline="\n")
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-            os.replace(out_dir, old / out_dir.name)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
+        swap_in_dir(tmp, out_dir)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

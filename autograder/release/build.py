@@ -24,6 +24,7 @@ import numpy as np
 from .. import __version__
 from ..config import CourseConfig
 from ..errors import UserError
+from ..results import swap_in_dir
 from .expected import ReleaseTest, build_tests, save_expected
 from .gate import GateReport, render_gate, run_gate
 from .yearly import ReleasePlan, bind_secret, plan_release
@@ -260,16 +261,10 @@ def gate_text(gate: GateReport) -> str:
 
 def replace_dir(stage: Path, out: Path) -> None:
     """Move ``stage`` to ``out``; an existing ``out`` must be an earlier release (it has release.json)."""
-    if out.exists():
-        if not (out / "release.json").is_file():
-            raise UserError(f"refusing to replace {out}: it exists and is not a backprop-lab release "
-                            "(no release.json); choose another --out")
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old / out.name)
-        os.replace(stage, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(stage, out)
+    if out.exists() and not (out / "release.json").is_file():
+        raise UserError(f"refusing to replace {out}: it exists and is not a backprop-lab release "
+                        "(no release.json); choose another --out")
+    swap_in_dir(stage, out)
 
 
 def run_release(year: int, out: Path, activation: str | None = None, dry_run: bool = False,
