@@ -16,7 +16,8 @@ from typing import Callable
 
 from .errors import ConfigError
 
-__all__ = ["Mutant", "MutationError", "MUTANTS", "mutant", "mutant_sources", "source_activation"]
+__all__ = ["Mutant", "MutationError", "MUTANTS", "EXTENSION_MUTANTS", "gate_mutants", "mutant", "mutant_sources",
+           "source_activation"]
 
 
 class MutationError(ConfigError):
@@ -132,6 +133,34 @@ MUTANTS: list[Mutant] = [
            "sgd_step", "sgd_ignores_lr",
            _fixed((_SGD, "params[key] - grads[key]"))),
 ]
+
+
+# Mutants of the optional extensions (solutions/extensions.py, appended to the reference when a year
+# enables them); the gate uses those of the enabled extensions only.
+EXTENSION_MUTANTS: list[Mutant] = [
+    Mutant("dropout_not_rescaled", "inverted dropout without the 1/(1 - rate) rescaling",
+           "dropout", "dropout_not_rescaled",
+           _fixed(("return h * mask / (1.0 - rate), mask", "return h * mask, mask  # BUG: not rescaled"))),
+    Mutant("dropout_mask_inverted", "dropout backward lets the gradient through the DROPPED units",
+           "dropout", "dropout_mask_inverted",
+           _fixed(("return dh_dropped * mask / (1.0 - rate)", "return dh_dropped * (1 - mask) / (1.0 - rate)"))),
+    Mutant("l2_grad_missing", "the L2 penalty never reaches the gradient",
+           "l2", "l2_grad_missing",
+           _fixed(("out[key] = grads[key] + weight_decay * params[key]", "out[key] = grads[key]  # BUG"))),
+    Mutant("l2_grad_factor", "the L2 gradient with half the weight decay",
+           "l2", "l2_grad_factor",
+           _fixed(("out[key] = grads[key] + weight_decay * params[key]",
+                   "out[key] = grads[key] + 0.5 * weight_decay * params[key]  # BUG"))),
+    Mutant("early_stop_late", "early stopping waits one epoch more than the patience",
+           "early_stopping", "early_stop_late",
+           _fixed(("elif epoch - best_epoch >= patience:", "elif epoch - best_epoch > patience:  # BUG"))),
+]
+
+
+def gate_mutants(extensions: dict[str, bool] | None = None) -> list[Mutant]:
+    """The mutants a release gate must see fail: every core one, plus those of enabled extensions."""
+    enabled = {name for name, on in (extensions or {}).items() if on}
+    return MUTANTS + [m for m in EXTENSION_MUTANTS if m.expected_check in enabled]
 
 
 def mutant(mutant_id: str) -> Mutant:

@@ -96,17 +96,25 @@ def _agreement(report: GradeReport, tests: list[ReleaseTest], source: str, name:
     return True, f"agree ({total:g})"
 
 
+def gate_reference(config: CourseConfig) -> str:
+    """The full-marks submission: the reference, with the enabled extensions' reference functions."""
+    if any(config.extensions.values()):
+        from ..experiments.handout import reference_source_with_extensions
+        return reference_source_with_extensions(config.activation)
+    return reference_source(config.activation)
+
+
 def _reference_row(config: CourseConfig, env: Environment, tests: list[ReleaseTest]) -> GateRow:
     started = time.perf_counter()
-    source = reference_source(config.activation)
+    source = gate_reference(config)
     report = grade_source(source, env, "reference")
     trained = env.data is not None
-    wanted = config.max_score if trained else config.max_score - config.rubric["training"]
+    wanted = report.max_score if trained else report.max_score - config.rubric["training"]
     problems = [f"{r.name}: {r.score:g}/{r.max_score:g}: {r.message.splitlines()[0][:160]}"
                 for r in report.results if not r.passed and (trained or r.check_id != "training")]
     ok = not problems and abs(report.score - wanted) < 1e-6
     agree_ok, agree = _agreement(report, tests, source, "reference", include_training=trained, all_pass=True)
-    expected = f"{wanted:g}/{config.max_score:g}" + ("" if trained else " (training not graded)")
+    expected = f"{wanted:g}/{report.max_score:g}" + ("" if trained else " (training not graded)")
     return GateRow("reference", expected, f"{report.score:g}/{report.max_score:g}", ok and agree_ok, agree,
                    time.perf_counter() - started, problems + ([] if agree_ok else [agree]))
 
@@ -138,11 +146,12 @@ def _mutant_rows(config: CourseConfig, env: Environment, tests: list[ReleaseTest
     except ImportError as exc:
         return [GateRow("mutants", "autograder.mutants", f"missing ({exc})", False)]
     rows = []
-    for m in mutants.MUTANTS:
+    reference = gate_reference(config)
+    for m in mutants.gate_mutants(config.extensions):
         started = time.perf_counter()
         expected = f"loses {m.expected_check} [{m.expected_diagnosis}]"
         try:
-            source = m.apply(reference_source(config.activation))
+            source = m.apply(reference)
         except Exception as exc:  # noqa: BLE001 - a mutant that no longer applies is a gate miss
             rows.append(GateRow(f"mutant {m.mutant_id}", expected, f"does not apply: {exc}", False))
             continue
