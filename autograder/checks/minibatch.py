@@ -126,9 +126,11 @@ def _sizes(ctx: Context, cases: list[Case], points: float) -> CheckResult:
         for key in PARAM_KEYS:
             err = relative_error(grads[key], truth[key])
             if err > tolerance(grads[key].dtype, 1e-6, 1e-4):
+                hint = ("even for a single example, so the bug is not in how the batch is summed or "
+                        "averaged: the gradients check names it" if case.n == 1 else
+                        "though the shapes are right; check sums and means over the batch axis for this N")
                 return CheckResult("minibatch", label, 0.0, points,
-                                   f"{case.name}: dL/d{key} is wrong (relative error {err:.2e}) though the "
-                                   "shapes are right; check sums and means over the batch axis for this N.",
+                                   f"{case.name}: dL/d{key} is wrong (relative error {err:.2e}) {hint}.",
                                    ["batch_size_dependent"])
     return CheckResult("minibatch", label, points, points, "gradients are right for N=1 and for an odd N.")
 
