@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -266,3 +267,30 @@ def test_a_student_cannot_read_other_submissions_or_results(tmp_path):
     assert "LEAK" in page
     assert "SECRET-ANSWER-42" not in page and "victim" not in page.split("LEAK", 1)[1]
 
+
+
+def test_parallel_workers_run_students_as_different_sandbox_users(tmp_path):
+    """Each pool worker claims a grading slot with a sandbox user of its own, so two students graded
+    side by side never share a uid (process limit, scratch folders)."""
+    import pwd
+    from autograder.sandbox.level import detect, slot_user
+    if detect().uid is None:
+        pytest.skip(f"no sandbox user at isolation level {detect().level}")
+    try:
+        pwd.getpwnam(slot_user(1))
+    except KeyError:
+        pytest.skip("only one sandbox user: run `backprop-lab sandbox setup` as root")
+    subs = tmp_path / "class"
+    subs.mkdir()
+    slow = REF.replace("import numpy as np\n", "import numpy as np\nimport os, time\nprint('UID=%d' % os.getuid())\n"
+                       "time.sleep(0.5)\n", 1)
+    for i in range(6):
+        (subs / f"s{i}.py").write_text(slow + f"\n# student {i}\n")
+    out = tmp_path / "out"
+    run_batch(subs, out, jobs=2, with_training=False, **quiet())
+    uids = set()
+    for i in range(6):
+        page = (out / f"s{i}" / "feedback.html").read_text(encoding="utf-8")
+        uids.update(int(uid) for uid in re.findall(r"UID=(\d+)", page))
+    assert len(uids) == 2, f"students ran as uids {sorted(uids)}; expected one sandbox user per pool worker"
+    assert 0 not in uids

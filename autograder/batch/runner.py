@@ -197,6 +197,26 @@ def log_event(out: Path, event: str, student: str, extra: str = "") -> None:
 _ENV = None
 _OUT: Path | None = None
 _WORKER_LOCK_FD: int | None = None
+_SLOT_FD: int | None = None
+MAX_SLOTS = 256
+
+
+def _claim_slot(out: Path) -> int:
+    """A grading slot no other live pool worker of this batch holds (an flock per slot, released when
+    the process dies), so each worker can run its students as a sandbox user of its own."""
+    global _SLOT_FD
+    folder = out / ".slots"
+    folder.mkdir(exist_ok=True)
+    for slot in range(MAX_SLOTS):
+        fd = os.open(folder / str(slot), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        _SLOT_FD = fd
+        return slot
+    return 0
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -221,8 +241,11 @@ def _init_worker(parent_pid: int, config: CourseConfig, with_training: bool, mas
     _OUT = Path(out)
     _WORKER_LOCK_FD = os.open(_OUT / WORKERS_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     fcntl.flock(_WORKER_LOCK_FD, fcntl.LOCK_SH)  # a rerun waits until no worker of this run is left
+    from dataclasses import replace
     from ..grade import prepare
+    from ..sandbox.level import with_slot
     _ENV = prepare(config, with_training=with_training, extra_masks=tuple(Path(m) for m in masks))
+    _ENV = replace(_ENV, iso=with_slot(_ENV.iso, _claim_slot(_OUT)))
     if _ENV.data is not None:
         from ..report import plots
         plots.set_test_images(_ENV.data.test.X, _ENV.data.test.y)

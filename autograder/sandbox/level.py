@@ -7,7 +7,7 @@ import pwd
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 SANDBOX_USER = os.environ.get("BACKPROP_LAB_SANDBOX_USER", "grader-sandbox")
@@ -37,6 +37,24 @@ class Isolation:
     @property
     def description(self) -> str:
         return LEVEL_TEXT[self.level].format(user=SANDBOX_USER)
+
+
+def slot_user(slot: int) -> str:
+    """The sandbox user of a parallel grading slot: slot 0 is SANDBOX_USER, slot k is SANDBOX_USER-k."""
+    return SANDBOX_USER if slot == 0 else f"{SANDBOX_USER}-{slot}"
+
+
+def with_slot(iso: Isolation, slot: int) -> Isolation:
+    """``iso`` running as the user of grading slot ``slot``, so parallel workers do not share a uid
+    (a process limit, or at the user level a scratch folder). Falls back to ``iso`` when that user
+    does not exist (created by `backprop-lab sandbox setup`, one per core)."""
+    if iso.uid is None or slot == 0:
+        return iso
+    try:
+        entry = pwd.getpwnam(slot_user(slot))
+    except KeyError:
+        return iso
+    return replace(iso, uid=entry.pw_uid, gid=entry.pw_gid)
 
 
 def sandbox_python() -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .level import SANDBOX_PREFIX, SANDBOX_USER, SANDBOX_VENV, detect, sandbox_python
+from .level import SANDBOX_PREFIX, SANDBOX_USER, SANDBOX_VENV, detect, sandbox_python, slot_user
 
 
 def _run(cmd: list[str], what: str) -> None:
@@ -70,12 +70,15 @@ def setup() -> int:
             _run(["apt-get", "install", "-y", "-qq", "bubblewrap"], "installing bubblewrap")
         else:
             print("no apt-get: bubblewrap not installed; the grader will run at the 'user' level")
-    try:
-        pwd.getpwnam(SANDBOX_USER)
-        print(f"user {SANDBOX_USER} exists")
-    except KeyError:
-        _run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SANDBOX_USER],
-             f"creating user {SANDBOX_USER}")
+    # One user per parallel grading slot (one per core): workers graded side by side never share a uid.
+    users = [slot_user(k) for k in range(max(os.cpu_count() or 1, 2))]
+    for user in users:
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            _run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user],
+                 f"creating user {user}")
+    print(f"sandbox users: {', '.join(users)}")
     py = sandbox_python()
     if py.exists() and not _same_version(str(py)):
         print(f"the sandbox venv {SANDBOX_VENV} has another Python version: recreating it")
