@@ -8,11 +8,14 @@ import numpy as np
 from ..boundary import check_array, tolerance
 from ..gradcheck import relative_error
 from ..results import CheckResult
-from .cases import PARAM_KEYS, Case, fd_agrees_with_reference, hidden_cases, public_toy, true_gradients
+from .cases import (PARAM_KEYS, Case, fd_agrees_with_reference, hidden_cases, public_toy, reference_gradients,
+                    true_gradients)
 from .common import CALL_TIMEOUT, Context, explain_failure, failure_tag, split_points, zero_results
 from .known_bugs import diagnose_gradient
 
 PASS_FLOAT64 = 1e-6
+FD_CLEAN = 1e-7          # FD this close to the reference's analytic gradient is used as the truth as is
+FD_NOISE_LIMIT = 1e-5    # beyond this, reference and FD disagree for real
 PASS_FLOAT32 = 1e-4
 _TRUTH: dict[str, dict[str, np.ndarray]] = {}   # finite differences per case: the same for every submission
 
@@ -33,7 +36,15 @@ def truth(ctx: Context, case: Case) -> dict[str, np.ndarray]:
     if key not in _TRUTH:
         fd = true_gradients(ctx.ref, case)
         sanity = fd_agrees_with_reference(ctx.ref, case, fd)
-        assert sanity < 1e-7, f"grader case {case.name} is badly conditioned ({sanity:.1e})"
+        if sanity >= FD_NOISE_LIMIT:
+            # a disagreement this large is a broken reference, not rounding: fail loudly (the check
+            # turns it into an "internal grader error" result and the release gate refuses)
+            raise RuntimeError(f"grader case {case.name}: reference gradient and finite differences differ "
+                               f"by {sanity:.1e}; the reference solution is wrong")
+        if sanity >= FD_CLEAN:
+            # finite-difference rounding noise on this case (seen up to 4e-8 for relu over 750 secrets):
+            # the reference's analytic gradient of the same true loss is the more exact truth
+            fd = reference_gradients(ctx.ref, case)
         if len(_TRUTH) > 64:
             _TRUTH.clear()
         _TRUTH[key] = fd
