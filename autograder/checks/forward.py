@@ -5,17 +5,12 @@ import numpy as np
 
 from ..boundary import check_array, tolerance
 from ..config import ACTIVATIONS, CourseConfig
+from ..nnmath import activate, softmax
 from ..results import CheckResult
 from .cases import Case, hidden_cases, make_case, public_toy
 from .common import CALL_TIMEOUT, Context, explain_failure, failure_tag, split_points
-from .known_bugs import activate
 
 LABELS = ["public toy case", "hidden cases (incl. N=1)", "large logits (numerical stability)"]
-
-
-def _softmax(z: np.ndarray, axis: int) -> np.ndarray:
-    e = np.exp(z - z.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
 
 
 def _variants(case: Case, activation: str) -> list[tuple[str, str, np.ndarray]]:
@@ -26,18 +21,18 @@ def _variants(case: Case, activation: str) -> list[tuple[str, str, np.ndarray]]:
         if other != activation:
             h = activate(X @ p["W"].T + p["b"], other)
             out.append(("wrong_activation", f"your hidden layer uses {other}, but this year's activation is "
-                        f"{activation} (see ACTIVATION at the top of mlp.py)", _softmax(h @ p["V"].T + p["c"], 1)))
+                        f"{activation} (see ACTIVATION at the top of mlp.py)", softmax(h @ p["V"].T + p["c"], 1)))
     h = activate(X @ p["W"].T + p["b"], activation)
     logits = h @ p["V"].T + p["c"]
     out += [
         ("forward_missing_b", "the hidden layer ignores the bias b (a = X W^T + b)",
-         _softmax(activate(X @ p["W"].T, activation) @ p["V"].T + p["c"], 1)),
-        ("forward_missing_c", "the output layer ignores the bias c (logits = h V^T + c)", _softmax(h @ p["V"].T, 1)),
+         softmax(activate(X @ p["W"].T, activation) @ p["V"].T + p["c"], 1)),
+        ("forward_missing_c", "the output layer ignores the bias c (logits = h V^T + c)", softmax(h @ p["V"].T, 1)),
         ("softmax_wrong_axis", "the softmax normalises over the batch axis (columns) instead of over the "
-         "classes of each example (rows): use axis=1", _softmax(logits, 0)),
+         "classes of each example (rows): use axis=1", softmax(logits, 0)),
         ("no_softmax", "you return the logits: apply the softmax to turn them into probabilities", logits),
         ("no_hidden_activation", "the hidden layer has no activation: h = f(a), not h = a",
-         _softmax((X @ p["W"].T + p["b"]) @ p["V"].T + p["c"], 1)),
+         softmax((X @ p["W"].T + p["b"]) @ p["V"].T + p["c"], 1)),
     ]
     return out
 

@@ -12,27 +12,11 @@ from typing import Callable
 import numpy as np
 
 from ..gradcheck import best_scale, describe_scale, relative_error
+from ..nnmath import activate, softmax
+from ..nnmath import activation_derivative as derivative
 from .cases import Case
 
 MATCH_TOL = 1e-5
-
-
-def activate(a: np.ndarray, activation: str) -> np.ndarray:
-    """f(a) for sigmoid, tanh or relu; a: (N, n_hidden)."""
-    if activation == "sigmoid":
-        return 0.5 * (1.0 + np.tanh(0.5 * a))
-    if activation == "tanh":
-        return np.tanh(a)
-    return np.maximum(a, 0.0)
-
-
-def derivative(a: np.ndarray, activation: str) -> np.ndarray:
-    h = activate(a, activation)
-    if activation == "sigmoid":
-        return h * (1 - h)
-    if activation == "tanh":
-        return 1 - h * h
-    return (a > 0).astype(float)
 
 
 @dataclass(frozen=True)
@@ -47,9 +31,7 @@ def intermediates(case: Case, activation: str) -> dict:
     p, X, Y = case.params, case.X, case.Y
     a = X @ p["W"].T + p["b"]
     h = activate(a, activation)
-    logits = h @ p["V"].T + p["c"]
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probs = e / e.sum(axis=1, keepdims=True)
+    probs = softmax(h @ p["V"].T + p["c"])
     return {"p": p, "X": X, "Y": Y, "a": a, "h": h, "probs": probs, "n": X.shape[0], "act": activation,
             "d": (probs - Y) / X.shape[0]}
 

@@ -38,6 +38,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from ..nnmath import activate, softmax
+
 N_CLASSES = 10
 H_FORWARD = ("exact", "noise", "round")
 H_BACKWARD = ("forward", "clean", "noise_same", "noise_resampled", "round", "random_fixed", "random_fresh")
@@ -178,16 +180,6 @@ class RunResult:
 # ---------------------------------------------------------------------------------------------
 # The math
 
-def activate(a: np.ndarray, activation: str) -> np.ndarray:
-    if activation == "sigmoid":
-        return 0.5 * (1.0 + np.tanh(0.5 * a))
-    if activation == "tanh":
-        return np.tanh(a)
-    if activation == "relu":
-        return np.maximum(a, 0)
-    raise ValueError(f"unknown activation {activation!r}")
-
-
 def derivative_from_a(a: np.ndarray, h: np.ndarray, activation: str) -> np.ndarray:
     """f'(a), exactly (h = f(a) is used where that is the cheaper formula)."""
     if activation == "relu":
@@ -204,12 +196,6 @@ def derivative_from_h(h: np.ndarray, activation: str) -> np.ndarray:
     if activation == "relu":
         return (h > 0).astype(h.dtype)
     raise ValueError(f"unknown activation {activation!r}")
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def init_params(n_in: int, n_hidden: int, n_out: int, activation: str, rng: np.random.Generator,
