@@ -12,7 +12,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
@@ -21,6 +20,7 @@ from ..config import CourseConfig
 from ..errors import UserError
 from . import nbchecks
 from .expected import ReleaseTest
+from .tooling import tool_command
 from .notebook import CHECKS_MODULE, NOTEBOOK, intro, module_cells, questions
 
 SCHEMA = 3
@@ -86,15 +86,9 @@ c.ExecutePreprocessor.timeout = 120
 
 
 def nbgrader_command() -> list[str]:
-    exe = shutil.which("nbgrader")
-    if exe:
-        return [exe]
-    try:
-        import nbgrader  # noqa: F401
-    except ImportError:
-        raise UserError("nbgrader is not installed, and the release checks nbgrader/ with `nbgrader "
-                        "generate_assignment`: pip install 'nbgrader==0.9.*' (or pip install -e '.[test]')") from None
-    return [sys.executable, "-m", "nbgrader"]
+    return tool_command("nbgrader", "nbgrader", "nbgrader is not installed, and the release checks nbgrader/ "
+                        "with `nbgrader generate_assignment`: pip install 'nbgrader==0.9.*' (or pip install -e "
+                        "'.[test]')")
 
 
 def run_nbgrader(args: list[str], course: Path, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
@@ -22,6 +21,7 @@ from ..config import CourseConfig
 from ..errors import UserError
 from . import nbchecks
 from .expected import ReleaseTest
+from .tooling import tool_command
 from .notebook import CHECKS_MODULE, NOTEBOOK, intro, module_cells, questions
 
 DATA = f"{CHECKS_MODULE}.unpack"
@@ -83,15 +83,8 @@ def master_notebook(config: CourseConfig, tests: list[ReleaseTest]) -> nbformat.
 
 
 def otter_command() -> list[str]:
-    exe = shutil.which("otter")
-    if exe:
-        return [exe]
-    try:
-        import otter  # noqa: F401
-    except ImportError:
-        raise UserError("otter-grader is not installed, and the release builds otter/ with `otter assign`: "
-                        "pip install 'otter-grader==7.*' (or pip install -e '.[test]')") from None
-    return [sys.executable, "-m", "otter"]
+    return tool_command("otter", "otter", "otter-grader is not installed, and the release builds otter/ with "
+                        "`otter assign`: pip install 'otter-grader==7.*' (or pip install -e '.[test]')")
 
 
 def run_otter(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
