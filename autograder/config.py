@@ -40,6 +40,33 @@ class HyperparamBounds:
     epochs: tuple[int, int] = field(default=(1, 50), metadata={"doc": "allowed epochs"})
 
 
+ISOLATION_LEVELS = ("full", "landlock", "user", "bwrap", "rlimits")  # strongest first (autograder/sandbox/level.py)
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Every timeout and limit of the sandbox and the checks, in one object (``[sandbox]`` in course.toml).
+
+    Tests shrink these (``dataclasses.replace``) to run hang and crash cases in seconds through the
+    same code paths. Sizes in MiB, times in seconds.
+    """
+    minimum_isolation: str = field(default="rlimits", metadata={
+        "doc": "grade/batch refuse to run below this level: full, landlock, user, bwrap or rlimits"})
+    load_timeout_s: float = field(default=20.0, metadata={"doc": "importing mlp.py (incl. its top-level code)"})
+    call_timeout_s: float = field(default=20.0, metadata={"doc": "one call of a student function by a check"})
+    retry_timeout_s: float = field(default=3.0, metadata={
+        "doc": "a call after one has already timed out in the same grading gets this long"})
+    student_wall_s: float = field(default=900.0, metadata={
+        "doc": "wall-clock cap on grading one student, all checks together; past it the rest scores zero"})
+    memory_mib: int = field(default=2048, metadata={
+        "doc": "memory of the whole worker tree (cgroup, counting shared memory), and its address-space rlimit"})
+    processes: int = field(default=64, metadata={"doc": "processes/threads of the whole worker tree"})
+    cpu_rlimit_s: int = field(default=600, metadata={"doc": "CPU seconds per worker process (rlimit)"})
+    file_size_mib: int = field(default=64, metadata={"doc": "largest file the worker may write"})
+    open_files: int = field(default=64, metadata={"doc": "open file descriptors per worker process"})
+    scratch_mib: int = field(default=256, metadata={"doc": "size of the worker's private /tmp and /dev/shm"})
+
+
 @dataclass(frozen=True)
 class CourseConfig:
     name: str = field(default="Intro to Deep Learning", metadata={"doc": "course name shown in reports"})
@@ -62,6 +89,7 @@ class CourseConfig:
         default_factory=lambda: {"l2": 5.0, "early_stopping": 5.0, "dropout": 5.0},
         metadata={"doc": "points per enabled extension"},
     )
+    sandbox: SandboxLimits = field(default_factory=SandboxLimits)
 
     @property
     def max_score(self) -> float:
@@ -97,7 +125,7 @@ class CourseConfig:
         """A short hash of everything that changes a verdict (for resumable batch grading)."""
         secret, _ = self.secret()
         text = repr((self.year, self.activation, sorted(self.rubric.items()), self.training, self.bounds,
-                     sorted(self.extensions.items()), sorted(self.extension_points.items()),
+                     sorted(self.extensions.items()), sorted(self.extension_points.items()), self.sandbox,
                      hashlib.sha256(secret.encode()).hexdigest()))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -137,6 +165,14 @@ def _extension_points(section: dict, path: Path) -> dict[str, float]:
         raise ConfigError(f"{path}: [extension_points] values must be numbers") from None
 
 
+def _sandbox(section: dict, path: Path) -> SandboxLimits:
+    limits = _take(section, SandboxLimits, "sandbox")
+    if limits.minimum_isolation not in ISOLATION_LEVELS:
+        raise ConfigError(f"{path}: [sandbox] minimum_isolation = {limits.minimum_isolation!r}; "
+                          f"choose one of {', '.join(ISOLATION_LEVELS)}")
+    return limits
+
+
 def load_config(path: Path | str | None = None, activation: str | None = None) -> CourseConfig:
     """Read course.toml (default: the project's) and apply an optional activation override."""
     path = Path(path) if path else Path(os.environ.get("BACKPROP_LAB_COURSE", COURSE_TOML))
@@ -171,5 +207,6 @@ def load_config(path: Path | str | None = None, activation: str | None = None) -
         secret_file=str(secret.get("secret_file", CourseConfig.secret_file)),
         extensions=_extensions(raw.get("extensions", {}), path),
         extension_points=_extension_points(raw.get("extension_points", {}), path),
+        sandbox=_sandbox(raw.get("sandbox", {}), path),
     )
     return cfg.with_activation(activation)
