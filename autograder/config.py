@@ -40,7 +40,7 @@ class HyperparamBounds:
     epochs: tuple[int, int] = field(default=(1, 50), metadata={"doc": "allowed epochs"})
 
 
-ISOLATION_LEVELS = ("full", "landlock", "user", "bwrap", "rlimits")  # strongest first (autograder/sandbox/level.py)
+ISOLATION_LEVELS = ("full", "landlock", "bwrap", "user", "rlimits")  # strongest first (autograder/sandbox/level.py)
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class SandboxLimits:
     same code paths. Sizes in MiB, times in seconds.
     """
     minimum_isolation: str = field(default="rlimits", metadata={
-        "doc": "grade/batch refuse to run below this level: full, landlock, user, bwrap or rlimits"})
+        "doc": "grade/batch refuse to run below this level: full, landlock, bwrap, user or rlimits"})
     load_timeout_s: float = field(default=20.0, metadata={"doc": "importing mlp.py (incl. its top-level code)"})
     call_timeout_s: float = field(default=20.0, metadata={"doc": "one call of a student function by a check"})
     retry_timeout_s: float = field(default=3.0, metadata={

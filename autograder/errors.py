@@ -16,3 +16,7 @@ class SubmissionError(UserError):
 
 class ConfigError(UserError):
     """course.toml is missing a key or has a bad value."""
+
+
+class IsolationError(UserError):
+    """The machine offers less isolation than the course's ``[sandbox] minimum_isolation``."""

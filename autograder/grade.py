@@ -1,8 +1,6 @@
 """Grade one submission: load it, run the five checks against a sandboxed worker, write the reports."""
 from __future__ import annotations
 
-import os
-import stat
 import sys
 import tempfile
 import time
@@ -13,7 +11,7 @@ from typing import Callable
 
 from . import __version__
 from .config import CHECK_IDS, CourseConfig, load_config
-from .errors import SubmissionError
+from .errors import IsolationError, SubmissionError
 from .reference import load_reference
 from .results import CheckResult, GradeReport, to_gradescope, write_json_atomic, write_text_atomic
 from .sandbox.level import Isolation, detect
@@ -40,83 +38,42 @@ class Environment:
     data: object | None
     budget: float
     budget_statement: str
-    masked: list[Path]
 
 
-def masked_paths(extra: list[Path] | tuple[Path, ...] = ()) -> list[Path]:
-    """What the worker must never see: solutions, held-out MNIST splits, reports, other submissions.
-
-    The whole project is masked (its git history holds the solutions, tests/ holds bug variants);
-    the worker session binds the harness and the training split back, read-only."""
-    from .mnist import mnist_dir
-    from .paths import PROJECT_ROOT, SOLUTIONS_DIR
-    base = [PROJECT_ROOT, SOLUTIONS_DIR, mnist_dir() / "test", mnist_dir() / "valid", Path("/root")]
-    return base + [Path(p).resolve() for p in extra]
-
-
-def restrict_permissions(masks: list[Path]) -> None:
-    """Without bubblewrap ("user" level) the masks are file permissions: "other" (the sandbox user)
-    loses all access to the masked paths and to everything in the project except the harness and
-    the training split, which stay reachable through directories it may traverse but not list."""
-    from .mnist import mnist_dir
-    from .paths import PROJECT_ROOT
-    from .worker.session import HARNESS
-
-    def close(path: Path, keep_traversal: bool = False) -> None:
-        try:
-            st = path.lstat()
-            if stat.S_ISLNK(st.st_mode) or st.st_uid != os.geteuid():
-                return
-            os.chmod(path, (st.st_mode & ~0o007) | (0o001 if keep_traversal and stat.S_ISDIR(st.st_mode) else 0))
-        except OSError:
-            pass
-
-    for path in masks:
-        if path != PROJECT_ROOT:
-            close(path)
-    keep = [p for p in (HARNESS, mnist_dir() / "train") if PROJECT_ROOT in p.parents]
-    chains = {a for k in keep for a in [k, *k.parents] if a == PROJECT_ROOT or PROJECT_ROOT in a.parents}
-    for folder in sorted(chains - set(keep), key=lambda p: len(p.parts)):
-        close(folder, keep_traversal=True)
-        try:
-            entries = list(folder.iterdir())
-        except OSError:
-            continue
-        for entry in entries:
-            if entry not in chains:
-                close(entry)
-
-
-def prepare(config: CourseConfig, with_training: bool = True, extra_masks: tuple[Path, ...] = (),
+def prepare(config: CourseConfig, with_training: bool = True,
             progress: Callable[[str], None] | None = None) -> Environment:
-    """Detect isolation, load MNIST and calibrate the training budget (cached per machine)."""
+    """Detect isolation, load MNIST and calibrate the training budget (cached per machine).
+
+    Refuses (IsolationError, exit 2) when the machine offers less than ``[sandbox] minimum_isolation``."""
     from .calibration import budget_for, reference_time
     from .mnist import load_mnist
     iso = detect()
-    masks = masked_paths(extra_masks)
-    if iso.level == "user":
-        restrict_permissions(masks)
+    minimum = config.sandbox.minimum_isolation
+    if not iso.at_least(minimum):
+        raise IsolationError(f"this machine offers {iso.level} isolation, below the course's minimum "
+                             f"({minimum}, course.toml [sandbox] minimum_isolation); run `backprop-lab sandbox "
+                             "setup` as root, or lower the minimum")
     if not with_training:
-        return Environment(config, iso, None, 0.0, "training not graded", masks)
+        return Environment(config, iso, None, 0.0, "training not graded")
     data = load_mnist(fetch=True)
 
     def measure() -> float:
         if progress:
             progress(f"calibrating the training budget: training the reference ({config.activation}) once")
-        return _reference_time_to_target(config, iso, data, masks)
+        return _reference_time_to_target(config, iso, data)
 
     t_ref, _ = reference_time(config, iso.level, measure)
     budget, statement = budget_for(config, t_ref)
-    return Environment(config, iso, data, budget, statement, masks)
+    return Environment(config, iso, data, budget, statement)
 
 
-def _reference_time_to_target(config: CourseConfig, iso: Isolation, data, masks: list[Path]) -> float:
+def _reference_time_to_target(config: CourseConfig, iso: Isolation, data) -> float:
     from .reference import reference_source
     ref = load_reference(config.activation)
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "mlp.py"
         src.write_text(reference_source(config.activation))
-        with WorkerSession(src, iso, config.activation, masks) as session:
+        with WorkerSession(src, iso, config.activation, config.sandbox) as session:
             ctx = Context(config, ref, session)
             result = training.run(ctx, data, budget=600.0, budget_statement="calibration", seed=config.seed("calibration"))[0]
     seconds = result.evidence.get("time_to_target_s")
@@ -169,7 +126,7 @@ def grade_source(source: str, env: Environment, origin: str = "mlp.py",
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "mlp.py"
         src.write_text(source, encoding="utf-8")
-        with WorkerSession(src, env.iso, config.activation, env.masked) as session:
+        with WorkerSession(src, env.iso, config.activation, config.sandbox) as session:
             loaded = session.ensure_started()
             if not loaded.ok:
                 why = common.explain_failure("importing mlp.py", loaded)

@@ -231,7 +231,7 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def _init_worker(parent_pid: int, config: CourseConfig, with_training: bool, masks: tuple[str, ...],
+def _init_worker(parent_pid: int, config: CourseConfig, with_training: bool,
                  out: str) -> None:
     global _ENV, _OUT, _WORKER_LOCK_FD
     for var in BLAS_VARS:
@@ -244,7 +244,7 @@ def _init_worker(parent_pid: int, config: CourseConfig, with_training: bool, mas
     from dataclasses import replace
     from ..grade import prepare
     from ..sandbox.level import with_slot
-    _ENV = prepare(config, with_training=with_training, extra_masks=tuple(Path(m) for m in masks))
+    _ENV = prepare(config, with_training=with_training)
     _ENV = replace(_ENV, iso=with_slot(_ENV.iso, _claim_slot(_OUT)))
     if _ENV.data is not None:
         from ..report import plots
@@ -377,18 +377,6 @@ class Reporter:
             self.progress = None
 
 
-def _masks(submissions: Path, out: Path) -> tuple[str, ...]:
-    """Other students' work and all reports stay hidden from every sandboxed worker.
-
-    Paths inside the temp folder are left out: each worker session already hides the whole temp folder
-    (its scratch lives there), and masking a path below an already-masked one only adds mounts.
-    """
-    import tempfile
-    tmp = Path(tempfile.gettempdir()).resolve()
-    paths = [p.resolve() for p in (submissions, out)]
-    return tuple(str(p) for p in paths if p != tmp and tmp not in p.parents)
-
-
 def _started_not_done(out: Path, since: float) -> set[str]:
     started: dict[str, int] = {}
     try:
@@ -401,7 +389,7 @@ def _started_not_done(out: Path, since: float) -> set[str]:
     return {s for s, n in started.items() if n > 0}
 
 
-def _run_pool(jobs: list[Job], workers: int, config: CourseConfig, with_training: bool, masks: tuple[str, ...],
+def _run_pool(jobs: list[Job], workers: int, config: CourseConfig, with_training: bool,
               out: Path, on_done: Callable[[dict[str, Any]], None]) -> None:
     import multiprocessing
     todo = {j.entry.student: j for j in jobs}
@@ -414,7 +402,7 @@ def _run_pool(jobs: list[Job], workers: int, config: CourseConfig, with_training
         with _blas_pinned():
             executor = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx,
                                            initializer=_init_worker,
-                                           initargs=(os.getpid(), config, with_training, masks, str(out)))
+                                           initargs=(os.getpid(), config, with_training, str(out)))
             try:
                 futures: dict[Future, Job] = {}
                 for job in todo.values():
@@ -554,11 +542,10 @@ def run_batch(submissions: Path | str, out: Path | str, jobs: int | None = None,
               f"{len(outcome.skipped)} unchanged since the last run (skipped; --force regrades)"
               + (f"; grading {len(to_grade)} with {min(workers, len(to_grade))} worker(s)" if to_grade else ""),
               file=stream, flush=True)
-        masks = _masks(submissions, out)
         if to_grade:
             from ..grade import prepare
             # calibrate (once per machine, cached) HERE, so the pool workers find it in the cache
-            prepare(config, with_training=with_training, extra_masks=tuple(Path(m) for m in masks),
+            prepare(config, with_training=with_training,
                     progress=prepare_progress or (lambda m: print(m, file=sys.stderr, flush=True)))
         reporter = Reporter(total, progress, stream)
 
@@ -575,7 +562,7 @@ def run_batch(submissions: Path | str, out: Path | str, jobs: int | None = None,
                 done({"student": job.entry.student, "score": 0.0, "max_score": report.max_score,
                       "status": "unreadable", "diagnoses": ["unreadable"], "seconds": 0.0})
             if to_grade:
-                _run_pool(to_grade, workers, config, with_training, masks, out, done)
+                _run_pool(to_grade, workers, config, with_training, out, done)
         finally:
             reporter.close()
             current = {j.entry.student for j in plan if is_current(out, j, config, with_training)}

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
+import functools
+import json
 import os
 import resource
 import signal
@@ -10,19 +13,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import SandboxLimits
+from .allowlist import Allowlist
+from .cgroups import WorkerGroup
 from .level import Isolation
 
 PR_SET_CHILD_SUBREAPER = 36
-
-
-@dataclass(frozen=True)
-class Limits:
-    """OS limits for one worker. Sizes in bytes, times in seconds."""
-    address_space: int = 2 * 1024**3
-    cpu_seconds: int = 600
-    processes: int = 256      # per uid; only enforced for an unprivileged uid
-    file_size: int = 64 * 1024**2
-    open_files: int = 64
 
 
 def become_subreaper() -> bool:
@@ -108,13 +104,14 @@ def _reap() -> None:
 
 @dataclass
 class LaunchSpec:
-    """What one worker sees: its scratch dir (writable), paths to mask (hidden) under bwrap, and paths
-    inside the masks to bind back read-only (the harness, the training split)."""
+    """What one worker sees and may use. ``allowlist``: read-only host paths (the interpreter, numpy,
+    the harness, the training split); ``scratch``: its one writable folder; ``limits``: the course's
+    sandbox limits; ``group``: its control group (None where cgroups are not writable)."""
     scratch: Path
     harness: Path
-    masked: list[Path] = field(default_factory=list)
-    limits: Limits = field(default_factory=Limits)
-    exposed: list[Path] = field(default_factory=list)
+    allowlist: Allowlist
+    limits: SandboxLimits = field(default_factory=SandboxLimits)
+    group: WorkerGroup | None = None
 
 
 def worker_env(scratch: Path) -> dict[str, str]:
@@ -125,38 +122,55 @@ def worker_env(scratch: Path) -> dict[str, str]:
             "TMPDIR": str(scratch), "MPLBACKEND": "Agg", **threads}
 
 
+@functools.lru_cache(maxsize=1)
+def _sonames() -> dict[str, str]:
+    """The C library's and libseccomp's names as the loader knows them (found here, where ldconfig is)."""
+    return {name: found for name in ("c", "seccomp") if (found := ctypes.util.find_library(name))}
+
+
+def confinement(iso: Isolation, spec: LaunchSpec) -> dict:
+    """What the harness applies to itself before the submission is imported (worker/confine.py)."""
+    return {"landlock": iso.landlock > 0, "seccomp": iso.seccomp, "sonames": _sonames(),
+            "read_only": [str(p) for p in spec.allowlist.read_only] + ["/dev/null", "/dev/urandom", "/dev/zero"],
+            "writable": [str(spec.scratch)]}
+
+
+def _bwrap_root(iso: Isolation, spec: LaunchSpec) -> list[str]:
+    """bubblewrap arguments that build the worker's root from nothing but the allowlist."""
+    size = str(spec.limits.scratch_mib * 1024**2)
+    argv = [iso.bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    linked = {link for _, link in spec.allowlist.symlinks}
+    for target, link in spec.allowlist.symlinks:
+        argv += ["--symlink", target, link]
+    for path in spec.allowlist.read_only:
+        if "/" + path.parts[1] in linked:
+            continue  # reached through a top-level symlink: its real path is listed as well
+        argv += ["--ro-bind", str(path), str(path)]
+    argv += ["--dev", "/dev", "--size", size, "--tmpfs", "/dev/shm", "--proc", "/proc",
+             "--size", size, "--tmpfs", "/tmp", "--bind", str(spec.scratch), str(spec.scratch),
+             "--remount-ro", "/", "--remount-ro", "/dev", "--chdir", str(spec.scratch), "--"]
+    return argv
+
+
 def command(iso: Isolation, spec: LaunchSpec) -> list[str]:
     """The argv that starts the harness under ``iso``."""
-    inner = [iso.python, "-I", "-B", str(spec.harness)]
-    if not iso.bwrap:
-        return inner
-    argv = [iso.bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-            "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-    emptied = ["/tmp"]
-    for path in sorted(spec.masked, key=lambda p: len(p.parts)):
-        if any(path == Path(e) or Path(e) in path.parents for e in emptied):
-            continue  # already hidden by an emptied parent (e.g. anything under /tmp)
-        if path.exists() and path.is_dir():
-            argv += ["--tmpfs", str(path)]
-            emptied.append(str(path))
-        elif path.exists():
-            argv += ["--ro-bind", "/dev/null", str(path)]
-    for path in spec.exposed:
-        if path.exists():
-            argv += ["--ro-bind", str(path), str(path)]
-    argv += ["--bind", str(spec.scratch), str(spec.scratch)]
-    # The masks are empty tmpfs: read-only, or they would be memory the worker can fill without limit.
-    for path in emptied:
-        argv += ["--remount-ro", path]
-    return argv + ["--chdir", str(spec.scratch), "--"] + inner
+    inner = [iso.python, "-I", "-B", str(spec.harness), "--confine", json.dumps(confinement(iso, spec))]
+    return (_bwrap_root(iso, spec) + inner) if iso.bwrap else inner
 
 
-def _preexec(iso: Isolation, limits: Limits):
+def _preexec(iso: Isolation, spec: LaunchSpec):
+    limits = spec.limits
+    memory = limits.memory_mib * 1024**2
+    group = spec.group
+
     def setup() -> None:
         os.setsid()
-        resource.setrlimit(resource.RLIMIT_AS, (limits.address_space, limits.address_space))
-        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size, limits.file_size))
+        if group is not None:
+            group.attach()  # before anything else runs: every descendant is born inside the group
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_rlimit_s, limits.cpu_rlimit_s + 5))
+        size = limits.file_size_mib * 1024**2
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
         resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if iso.uid is not None:
@@ -168,16 +182,10 @@ def _preexec(iso: Isolation, limits: Limits):
 
 
 def start(iso: Isolation, spec: LaunchSpec) -> subprocess.Popen:
-    """Start the harness in ``spec.scratch`` under ``iso``; stdin/stdout are the protocol pipes."""
-    if iso.uid is not None:
-        # Only what the parent itself put there, never through a link: on a restart the folder holds
-        # whatever the worker planted (a symlink to /etc/passwd must not make us chown that).
-        for path in (spec.scratch, spec.scratch / "submission", spec.scratch / "submission" / "mlp.py"):
-            try:
-                os.chown(path, iso.uid, iso.gid, follow_symlinks=False)
-            except OSError:
-                pass
+    """Start the harness in ``spec.scratch`` under ``iso``; stdin/stdout are the protocol pipes.
+
+    Nothing here touches a path: the session prepared a fresh scratch folder before this call."""
     # bwrap as an unprivileged user needs a user namespace, which an RLIMIT_AS of a few GiB allows.
     return subprocess.Popen(command(iso, spec), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, cwd=spec.scratch, env=worker_env(spec.scratch),
-                            preexec_fn=_preexec(iso, spec.limits), close_fds=True)
+                            preexec_fn=_preexec(iso, spec), close_fds=True)

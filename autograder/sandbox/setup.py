@@ -1,6 +1,7 @@
 """``backprop-lab sandbox setup`` (root: bubblewrap, the sandbox user, its Python) and ``sandbox check``."""
 from __future__ import annotations
 
+import ctypes.util
 import os
 import pwd
 import shutil
@@ -56,6 +57,14 @@ def _base_python() -> str:
     return str(copy / "bin" / f"python{version}")
 
 
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "0.1.2"
+
+
 def setup() -> int:
     if os.geteuid() != 0:
         iso = detect()
@@ -90,6 +99,13 @@ def setup() -> int:
     if check.returncode != 0 or check.stdout.strip() != np.__version__:
         _run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--disable-pip-version-check",
               f"numpy=={np.__version__}"], "installing numpy into the sandbox venv")
+    # pyseccomp (pure ctypes over the system libseccomp): the worker loads its syscall filter with it
+    seccomp = subprocess.run([str(py), "-c", "import pyseccomp"], capture_output=True)
+    if seccomp.returncode != 0:
+        if not ctypes.util.find_library("seccomp") and shutil.which("apt-get"):
+            _run(["apt-get", "install", "-y", "-qq", "libseccomp2"], "installing libseccomp2")
+        _run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--disable-pip-version-check",
+              f"pyseccomp=={_version('pyseccomp')}"], "installing pyseccomp into the sandbox venv")
     for root, dirs, files in os.walk(SANDBOX_PREFIX):
         for name in dirs:
             os.chmod(os.path.join(root, name), 0o755)
@@ -103,7 +119,10 @@ def setup() -> int:
 def check() -> int:
     iso = detect()
     print(f"isolation level: {iso.level}")
-    print(iso.description)
+    print("layers in force:")
+    for layer in iso.layers:
+        print(f"  - {layer}")
+    print(iso.description.split(". Not protected", 1)[-1].strip(". ").replace("at this level:", "not protected at this level:"))
     print(f"worker python: {iso.python}")
     if iso.level != "full":
         print("for full isolation run `backprop-lab sandbox setup` as root (Debian/Ubuntu)")

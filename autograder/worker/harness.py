@@ -399,8 +399,25 @@ class Harness:
                             "traceback": _short(traceback.format_exc(limit=-4))})
 
 
+def _confine():
+    """Apply the confinement the parent asked for (``--confine JSON``), before any student code;
+    returns the layers in force. confine.py is loaded by path: -I keeps this folder off sys.path."""
+    if "--confine" not in sys.argv:
+        return []
+    spec = json.loads(sys.argv[sys.argv.index("--confine") + 1])
+    del sys.argv[1:]  # the submission sees a plain argv
+    import importlib.util
+    here = os.path.dirname(os.path.abspath(__file__))
+    loader = importlib.util.spec_from_file_location("_bplab_confine", os.path.join(here, "confine.py"))
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    return module.apply(spec)
+
+
 def main():
     scratch = os.getcwd()
+    import zipfile, selectors, decimal  # noqa: F401,E401 - loaded before confinement (np.savez needs zipfile)
+    layers = _confine()
     proto = os.fdopen(os.dup(1), "w", buffering=1)
     log = os.open(os.path.join(scratch, "student_output.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(log, 1)
@@ -411,7 +428,8 @@ def main():
     if hasattr(signal, "SIGXFSZ"):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a flooded log fails writes, not the worker
     harness = Harness(proto, scratch)
-    harness.reply({"event": "ready"})  # before any student code: a worker that dies earlier is the grader's fault
+    # before any student code: a worker that dies earlier is the grader's fault, and the layers are true
+    harness.reply({"event": "ready", "layers": layers})
     harness.serve()
 
 

@@ -9,7 +9,6 @@ import json
 import os
 import secrets
 import selectors
-import shutil
 import stat
 import sys
 import tempfile
@@ -21,16 +20,22 @@ from typing import Any
 
 import numpy as np
 
+from ..config import SandboxLimits
 from ..errors import UserError
-from ..sandbox.launch import LaunchSpec, Limits, become_subreaper, descendants, kill_tree, start
+from ..sandbox import cgroups
+from ..sandbox.allowlist import Allowlist, derive
+from ..sandbox.cgroups import WorkerGroup
+from ..sandbox.launch import LaunchSpec, become_subreaper, descendants, kill_tree, start
 from ..sandbox.level import Isolation
+from ..sandbox.scratch import fresh_folder, remove_tree, write_new_file
 
 HARNESS = Path(__file__).with_name("harness.py")
+CONFINE = Path(__file__).with_name("confine.py")
+MAX_DEPTH = 8             # JSON nesting a reply may have
 MAX_LINE = 256 * 1024
 MAX_NPZ = 64 * 1024**2
 LOG_TAIL = 3000
 START_RETRY_DELAYS = (1.0, 4.0, 10.0)  # seconds between attempts to start a worker that died before any student code
-RETRY_TIMEOUT = 3.0     # a call after one has already timed out in this session gets this long
 WATCHED_OPS = {"forward": None, "forward_backward": None, "sgd_step": "g_"}  # op -> input prefix checked
 
 
@@ -49,6 +54,41 @@ def _open_regular(path: Path, flags: int = os.O_RDONLY) -> int | None:
         os.close(fd)
         return None
     return fd
+
+
+def _depth_ok(line: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether brackets outside strings nest at most ``limit`` deep (checked before json parses it:
+    a 50,000-deep line would exhaust the parser's recursion)."""
+    depth = 0
+    in_string = escaped = False
+    for byte in line:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:     # backslash
+                escaped = True
+            elif byte == 0x22:     # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            if depth > limit:
+                return False
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return True
+
+
+def parse_reply(line: bytes) -> dict[str, Any] | None:
+    """One protocol line as a dict, or None for anything else (too deep, not JSON, not an object)."""
+    if len(line) > MAX_LINE or not _depth_ok(line):
+        return None
+    try:
+        msg = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    return msg if isinstance(msg, dict) else None
 
 
 def _display_name(key: str) -> str:
@@ -91,39 +131,54 @@ class WorkerSession:
     starts a fresh worker (re-importing the submission), so one hang costs one check, not all.
     """
 
-    def __init__(self, submission: Path, iso: Isolation, activation: str, masked: list[Path],
-                 limits: Limits | None = None, load_timeout: float = 20.0):
+    def __init__(self, submission: Path, iso: Isolation, activation: str, limits: SandboxLimits | None = None,
+                 extra_files: dict[str, bytes] | None = None):
         self.iso = iso
         self.activation = activation
-        self.masked = masked
-        self.limits = limits or Limits()
-        self.load_timeout = load_timeout
-        self.root = Path(tempfile.mkdtemp(prefix="backprop-lab-"))
+        self.limits = limits or SandboxLimits()
+        self.load_timeout = self.limits.load_timeout_s
+        self.files = {"mlp.py": Path(submission).read_bytes(), **(extra_files or {})}
+        self.root = Path(tempfile.mkdtemp(prefix="backprop-lab-"))  # only the grader writes here
         os.chmod(self.root, 0o711)
-        self.scratch = self.root / "scratch"
-        self.scratch.mkdir(mode=0o700)
-        (self.scratch / "submission").mkdir()
-        shutil.copy2(submission, self.scratch / "submission" / "mlp.py")
+        self.starts = 0
+        self.scratch = self.root / "scratch-0"   # made fresh by every worker start
+        self.group: WorkerGroup | None = None
+        self._allowlist: Allowlist | None = None
+        self.earlier_output = ""                 # what earlier (restarted) workers printed
         self.proc = None
         self.selector: selectors.BaseSelector | None = None
         self.buffer = b""
         self.counter = 0
         self.load_reply: Reply | None = None
         self.ready = False           # the harness said hello (before any student code ran)
+        self.layers: list[str] = []  # what the harness applied to itself (Landlock, seccomp)
         self.timeouts = 0
         self.events: list[str] = []  # what happened (timeouts, crashes, restarts), for the report
         become_subreaper()
         self.spared = frozenset(descendants(os.getpid()))
 
     # ---- life cycle -----------------------------------------------------------------------
-    def _exposed(self) -> list[Path]:
-        """Read-only paths bound back over the masks: the harness, the training split and, when the
-        worker runs the grader's own interpreter (bwrap/rlimits levels), that interpreter's prefix."""
-        from ..mnist import mnist_dir
-        paths = [HARNESS, mnist_dir() / "train"]
-        if self.iso.python == sys.executable:
-            paths += sorted({Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix)})
-        return paths
+    def allowlist(self) -> Allowlist:
+        """Everything the worker may read: its interpreter's own files (derived from it), the harness,
+        confine.py and the training split. Nothing else of the host. (Empty where no layer enforces
+        it: the user and rlimits levels.)"""
+        if self._allowlist is None:
+            if self.iso.bwrap or self.iso.landlock:
+                from ..mnist import mnist_dir
+                base = derive(self.iso.python, self.iso.uid, self.iso.gid)
+                self._allowlist = base.with_paths([HARNESS, CONFINE, mnist_dir() / "train"])
+            else:
+                self._allowlist = Allowlist(())
+        return self._allowlist
+
+    def _fresh_scratch(self) -> None:
+        """A new scratch folder and a new copy of the submission for this start: nothing the previous
+        worker planted is ever opened, chowned or followed by this (root) process."""
+        self.starts += 1
+        self.scratch = fresh_folder(self.root, f"scratch-{self.starts}", self.iso.uid, self.iso.gid)
+        sub = fresh_folder(self.scratch, "submission", self.iso.uid, self.iso.gid)
+        for name, data in self.files.items():
+            write_new_file(sub, name, data, self.iso.uid, self.iso.gid)
 
     def _start(self) -> Reply:
         """Start the worker; a start that fails before any student code ran is retried with back-off
@@ -138,9 +193,13 @@ class WorkerSession:
         return self._start_once()
 
     def _start_once(self) -> Reply:
-        spec = LaunchSpec(scratch=self.scratch, harness=HARNESS, masked=self.masked + [self.root.parent],
-                          limits=self.limits, exposed=self._exposed())
-        # masking the temp root hides other students' scratch folders; ours is bound back on top
+        self._fresh_scratch()
+        lim = self.limits
+        self.group = cgroups.create(lim.memory_mib * 1024**2, lim.processes) if self.iso.cgroups else None
+        if self.iso.cgroups and self.group is None:
+            raise WorkerStartError("the worker's cgroup could not be created; run `backprop-lab sandbox check`")
+        spec = LaunchSpec(scratch=self.scratch, harness=HARNESS, allowlist=self.allowlist(), limits=lim,
+                          group=self.group)
         try:
             self.proc = start(self.iso, spec)
         except OSError as exc:
@@ -157,16 +216,30 @@ class WorkerSession:
         self.load_reply = reply
         return reply
 
+    def _check_layers(self, layers: object) -> None:
+        """The harness's own word (sent before any student code) on what it applied, against the promise."""
+        self.layers = [str(x)[:20] for x in layers] if isinstance(layers, list) else []
+        want = (["seccomp"] if self.iso.seccomp else []) + ([f"landlock:{self.iso.landlock}"] if self.iso.landlock else [])
+        missing = [w for w in want if w not in self.layers]
+        if missing:
+            self.stop()
+            raise WorkerStartError(f"the sandboxed worker could not apply {', '.join(missing)} "
+                                   f"({self.iso.level} isolation promised it); run `backprop-lab sandbox check`")
+
     def ensure_started(self) -> Reply:
         if self.proc is None or self.proc.poll() is not None:
             if self.proc is not None:
                 self.events.append("worker restarted after it ended")
+                self.stop()
             return self._start()
         assert self.load_reply is not None
         return self.load_reply
 
     def stop(self) -> None:
+        """Kill the worker tree, keep what it printed, remove its group and its scratch folder."""
         if self.proc is not None:
+            if self.group is not None:
+                self.group.kill_all()
             kill_tree(self.proc, self.spared)
             if self.selector is not None:
                 self.selector.close()
@@ -176,11 +249,21 @@ class WorkerSession:
                 except OSError:
                     pass
             self.proc = None
+        if self.group is not None:
+            self.group.remove()
+            self.group = None
+        if self.scratch.exists():
+            self.earlier_output = (self.earlier_output + self._log_tail())[-LOG_TAIL:]
+            remove_tree(self.scratch)
 
     def close(self) -> None:
-        """Kill everything and remove the scratch folder."""
+        """Kill everything and remove the session's folder."""
         self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
+        remove_tree(self.root)
+
+    def cpu_seconds(self) -> float | None:
+        """CPU seconds used by the current worker tree (its cgroup); None without a cgroup."""
+        return self.group.cpu_seconds() if self.group is not None else None
 
     def __enter__(self) -> "WorkerSession":
         return self
@@ -189,8 +272,13 @@ class WorkerSession:
         self.close()
 
     def output_tail(self) -> str:
-        """The last lines the student's code printed (capped). The worker owns the folder, so the log
-        is opened without following links: a symlink to a solution must not be read back."""
+        """The last lines the student's code printed, across restarts (capped)."""
+        text = self.earlier_output + (self._log_tail() if self.scratch.exists() else "")
+        return ("... (earlier output cut)\n" + text[-LOG_TAIL:]) if len(text) > LOG_TAIL else text
+
+    def _log_tail(self) -> str:
+        """The current worker's log tail. The worker owns the folder, so the log is opened without
+        following links: a symlink to a solution must not be read back."""
         fd = _open_regular(self.scratch / "student_output.log")
         if fd is None:
             return ""
@@ -201,7 +289,7 @@ class WorkerSession:
                 text = fh.read(LOG_TAIL).decode("utf-8", errors="replace")
         except OSError:
             return ""
-        return ("... (earlier output cut)\n" if size > LOG_TAIL else "") + text
+        return text
 
     # ---- protocol -------------------------------------------------------------------------
     def _send(self, message: dict[str, Any]) -> bool:
@@ -217,13 +305,10 @@ class WorkerSession:
         while True:
             if b"\n" in self.buffer:
                 line, self.buffer = self.buffer.split(b"\n", 1)
-                try:
-                    msg = json.loads(line)
-                except ValueError:
-                    continue  # garbage written to the protocol fd by student code: ignore
-                if isinstance(msg, dict):
+                msg = parse_reply(line)
+                if msg is not None:
                     return msg
-                continue
+                continue  # garbage written to the protocol fd by student code: ignore
             if len(self.buffer) > MAX_LINE:
                 return "protocol"
             remaining = deadline - time.monotonic()
@@ -238,10 +323,15 @@ class WorkerSession:
 
     def _fail(self, kind: str, what: str, timeout: float) -> Reply:
         code = self.proc.poll() if self.proc else None
+        out_of_memory = kind == "crashed" and self.group is not None and self.group.hit_memory_limit()
         self.stop()
         if kind == "timeout":
             self.timeouts += 1
             text = f"{what} did not finish within {timeout:.0f} s (infinite loop, or far too slow); it was stopped"
+        elif out_of_memory:
+            kind = "memory"
+            text = (f"your code used more than the {self.limits.memory_mib} MiB memory limit during {what} "
+                    "and was stopped (avoid huge intermediate arrays)")
         elif kind == "crashed":
             text = f"the worker running your code ended during {what}" + (
                 f" (exit status {code})" if code is not None else "") + \
@@ -263,8 +353,9 @@ class WorkerSession:
             msg = self._read_line(deadline)
             if isinstance(msg, str):
                 return self._fail(msg, what, timeout)
-            if msg.get("event") == "ready":
+            if msg.get("event") == "ready" and not self.ready:
                 self.ready = True
+                self._check_layers(msg.get("layers"))
             if msg.get("id") == rid:
                 break
         if not msg.get("ok"):
@@ -334,7 +425,7 @@ class WorkerSession:
         if arrays is not None:
             message["in"] = self._write_input(tag, arrays)
         if self.timeouts:
-            timeout = min(timeout, RETRY_TIMEOUT)  # one hang costs its full time once, not once per call
+            timeout = min(timeout, self.limits.retry_timeout_s)  # one hang costs its full time once, not once per call
         reply = self._request(message, timeout)
         if reply.ok:
             reply.arrays = self.load_npz(message["out"])
