@@ -82,8 +82,15 @@ def _reference_time_to_target(config: CourseConfig, iso: Isolation, data) -> flo
     return float(seconds)
 
 
-def _run_check(check_id: str, fn: Callable[[], list[CheckResult]], config: CourseConfig) -> list[CheckResult]:
-    """Run one check; a grader-side crash becomes a zero result that says so (never hidden)."""
+def _run_check(check_id: str, fn: Callable[[], list[CheckResult]], config: CourseConfig,
+               session: WorkerSession | None = None) -> list[CheckResult]:
+    """Run one check; a grader-side crash becomes a zero result that says so (never hidden); past the
+    per-student wall-clock cap the check is not run and scores zero, saying why."""
+    if session is not None and session.remaining() <= 0:
+        return zero_results(check_id, CHECK_LABELS[check_id], config.rubric[check_id],
+                            f"not run: grading this submission reached the per-student time cap of "
+                            f"{config.sandbox.student_wall_s:.0f} s (course.toml [sandbox] student_wall_s)",
+                            ["wall_cap"])
     try:
         return fn()
     except Exception:  # noqa: BLE001 - reported, not swallowed
@@ -112,6 +119,8 @@ def grade_source(source: str, env: Environment, origin: str = "mlp.py",
     _, dev = config.secret()
     if dev:
         notes.append("hidden cases use the public development secret (set BACKPROP_LAB_SECRET for a real course)")
+    notes.append(f"grading stops after {config.sandbox.student_wall_s:.0f} s per student (wall clock); "
+                 f"the worker's memory limit is {config.sandbox.memory_mib} MiB")
     report = GradeReport([], env.iso.description, config.activation, config.year, notes=notes,
                          budget={"seconds": env.budget, "statement": env.budget_statement},
                          grader_version=__version__)
@@ -127,6 +136,7 @@ def grade_source(source: str, env: Environment, origin: str = "mlp.py",
         src = Path(tmp) / "mlp.py"
         src.write_text(source, encoding="utf-8")
         with WorkerSession(src, env.iso, config.activation, config.sandbox) as session:
+            session.deadline = time.monotonic() + config.sandbox.student_wall_s
             loaded = session.ensure_started()
             if not loaded.ok:
                 why = common.explain_failure("importing mlp.py", loaded)
@@ -138,13 +148,14 @@ def grade_source(source: str, env: Environment, origin: str = "mlp.py",
                 if missing:
                     report.notes.append(f"mlp.py does not define {', '.join(map(str, missing))}")
                 ctx = Context(config, ref, session)
-                report.results += _run_check("forward", lambda: forward.run(ctx), config)
-                report.results += _run_check("gradients", lambda: gradients.run(ctx), config)
-                report.results += _run_check("minibatch", lambda: minibatch.run(ctx), config)
-                report.results += _run_check("sgd_step", lambda: sgd_step.run(ctx), config)
+                report.results += _run_check("forward", lambda: forward.run(ctx), config, session)
+                report.results += _run_check("gradients", lambda: gradients.run(ctx), config, session)
+                report.results += _run_check("minibatch", lambda: minibatch.run(ctx), config, session)
+                report.results += _run_check("sgd_step", lambda: sgd_step.run(ctx), config, session)
                 if env.data is not None:
                     report.results += _run_check(
-                        "training", lambda: training.run(ctx, env.data, env.budget, env.budget_statement), config)
+                        "training", lambda: training.run(ctx, env.data, env.budget, env.budget_statement), config,
+                        session)
                 else:
                     report.results += zero_results("training", CHECK_LABELS["training"], config.rubric["training"],
                                                    "training was not graded in this run (no MNIST).", ["not_checked"])

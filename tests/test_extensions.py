@@ -47,7 +47,7 @@ def grade_extensions(tmp_path: Path, source: str, cfg: CourseConfig | None = Non
     cfg = cfg or config(**ALL_ON)
     path = tmp_path / "mlp.py"
     path.write_text(source)
-    with WorkerSession(path, Isolation("rlimits", sys.executable), cfg.activation, []) as session:
+    with WorkerSession(path, Isolation("rlimits", sys.executable), cfg.activation) as session:
         ctx = Context(cfg, load_reference(cfg.activation), session)
         return {r.name: r for r in ext.run(ctx, only=only)}
 

@@ -11,7 +11,6 @@ from ..config import CourseConfig
 from ..results import CheckResult
 from ..worker.session import Reply, WorkerSession
 
-CALL_TIMEOUT = 20.0
 
 
 @dataclass

@@ -26,7 +26,7 @@ from ..gradcheck import mean_nll, numerical_gradient, relative_error
 from ..results import CheckResult
 from ..worker.session import Reply
 from .cases import PARAM_KEYS, make_case
-from .common import CALL_TIMEOUT, Context, explain_failure, failure_tag, split_points, zero_results
+from .common import Context, explain_failure, failure_tag, split_points, zero_results
 
 EXTENSION_IDS = ("l2", "early_stopping", "dropout")
 LABELS = {
@@ -67,7 +67,7 @@ def run(ctx: Context, only: list[str] | None = None) -> list[CheckResult]:
 # Plumbing
 
 def _call(ctx: Context, function: str, arrays: dict[str, np.ndarray], order: list[str], **extra) -> Reply:
-    reply = ctx.session.call("call_extension", arrays, timeout=CALL_TIMEOUT, function=function, order=order, **extra)
+    reply = ctx.session.call("call_extension", arrays, function=function, order=order, **extra)
     ctx.note_mutation(function, reply)
     return reply
 

@@ -8,7 +8,7 @@ from ..config import ACTIVATIONS, CourseConfig
 from ..nnmath import activate, softmax
 from ..results import CheckResult
 from .cases import Case, hidden_cases, make_case, public_toy
-from .common import CALL_TIMEOUT, Context, explain_failure, failure_tag, split_points
+from .common import Context, explain_failure, failure_tag, split_points
 
 LABELS = ["public toy case", "hidden cases (incl. N=1)", "large logits (numerical stability)"]
 
@@ -51,7 +51,7 @@ def diagnose_probs(probs: np.ndarray, case: Case, activation: str) -> tuple[list
 
 def _one(ctx: Context, case: Case, label: str, points: float) -> CheckResult:
     act = ctx.config.activation
-    reply = ctx.session.call("forward", case.params | {"X": case.X}, timeout=CALL_TIMEOUT)
+    reply = ctx.session.call("forward", case.params | {"X": case.X})
     ctx.note_mutation("forward", reply)
     if not reply.ok:
         return CheckResult("forward", label, 0.0, points, f"{case.name}: {explain_failure('forward', reply)}",

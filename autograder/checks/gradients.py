@@ -10,7 +10,7 @@ from ..gradcheck import relative_error
 from ..results import CheckResult
 from .cases import (PARAM_KEYS, Case, fd_agrees_with_reference, hidden_cases, public_toy, reference_gradients,
                     true_gradients)
-from .common import CALL_TIMEOUT, Context, explain_failure, failure_tag, split_points, zero_results
+from .common import Context, explain_failure, failure_tag, split_points, zero_results
 from .known_bugs import diagnose_gradient
 
 PASS_FLOAT64 = 1e-6
@@ -53,7 +53,7 @@ def truth(ctx: Context, case: Case) -> dict[str, np.ndarray]:
 
 def _own_forward_hint(ctx: Context, case: Case, grads: dict[str, np.ndarray]) -> str:
     """Do the student's gradients match finite differences of the student's OWN forward?"""
-    reply = ctx.session.call("fd_student", case.params | {"X": case.X, "Y": case.Y}, timeout=CALL_TIMEOUT)
+    reply = ctx.session.call("fd_student", case.params | {"X": case.X, "Y": case.Y})
     if not reply.ok:
         return ""
     errs = {k: relative_error(grads[k], reply.arrays[f"fd_{k}"]) for k in PARAM_KEYS
@@ -73,8 +73,7 @@ def run(ctx: Context) -> list[CheckResult]:
     hint_case: tuple[Case, dict[str, np.ndarray]] | None = None
     for case in cases(ctx):
         fd = truth(ctx, case)
-        reply = ctx.session.call("forward_backward", case.params | {"X": case.X, "Y": case.Y},
-                                 timeout=CALL_TIMEOUT)
+        reply = ctx.session.call("forward_backward", case.params | {"X": case.X, "Y": case.Y})
         ctx.note_mutation("forward/backward", reply)
         if not reply.ok:
             fn = "backward" if reply.kind == "not_implemented" and "backward" in reply.error else "forward/backward"

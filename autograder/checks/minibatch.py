@@ -8,7 +8,7 @@ from ..boundary import check_array, tolerance
 from ..gradcheck import best_scale, relative_error
 from ..results import CheckResult
 from .cases import PARAM_KEYS, Case, make_case, reference_gradients
-from .common import CALL_TIMEOUT, Context, explain_failure, failure_tag, split_points
+from .common import Context, explain_failure, failure_tag, split_points
 
 LABELS = ["mean of per-example gradients", "rows independent", "N=1 and odd N", "inputs not mutated"]
 
@@ -25,7 +25,7 @@ def _tag(problem: str) -> str:
 
 
 def _grads(ctx: Context, case: Case) -> tuple[dict[str, np.ndarray] | None, str, list[str]]:
-    reply = ctx.session.call("forward_backward", case.params | {"X": case.X, "Y": case.Y}, timeout=CALL_TIMEOUT)
+    reply = ctx.session.call("forward_backward", case.params | {"X": case.X, "Y": case.Y})
     ctx.note_mutation("forward/backward", reply)
     if not reply.ok:
         return None, explain_failure("forward/backward", reply), failure_tag(reply)
@@ -92,9 +92,9 @@ def _perturbed(ctx: Context, case: Case) -> np.ndarray:
 
 def _rows_independent(ctx: Context, case: Case, points: float) -> CheckResult:
     label = LABELS[1]
-    first = ctx.session.call("forward", case.params | {"X": case.X}, timeout=CALL_TIMEOUT)
+    first = ctx.session.call("forward", case.params | {"X": case.X})
     X2 = _perturbed(ctx, case)
-    second = ctx.session.call("forward", case.params | {"X": X2}, timeout=CALL_TIMEOUT)
+    second = ctx.session.call("forward", case.params | {"X": X2})
     for r in (first, second):
         ctx.note_mutation("forward", r)
         if not r.ok:

@@ -6,7 +6,7 @@ import numpy as np
 from ..boundary import check_array, tolerance
 from ..results import CheckResult
 from .cases import PARAM_KEYS, make_case
-from .common import CALL_TIMEOUT, Context, explain_failure, failure_tag, split_points
+from .common import Context, explain_failure, failure_tag, split_points
 
 LABELS = ["exact update for every key", "gradients left unchanged"]
 
@@ -45,7 +45,7 @@ def run(ctx: Context) -> list[CheckResult]:
     grads = {k: rng.standard_normal(v.shape) for k, v in params.items()}
     lr = float(rng.uniform(0.05, 0.9))
     arrays = {f"p_{k}": v for k, v in params.items()} | {f"g_{k}": v for k, v in grads.items()}
-    reply = ctx.session.call("sgd_step", arrays, timeout=CALL_TIMEOUT, learning_rate=lr)
+    reply = ctx.session.call("sgd_step", arrays, learning_rate=lr)
     if not reply.ok:
         msg = explain_failure("sgd_step", reply)
         return [CheckResult("sgd_step", label, 0.0, p, msg, failure_tag(reply)) for label, p in zip(LABELS, pts)]

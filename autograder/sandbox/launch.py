@@ -131,8 +131,9 @@ def _sonames() -> dict[str, str]:
 def confinement(iso: Isolation, spec: LaunchSpec) -> dict:
     """What the harness applies to itself before the submission is imported (worker/confine.py)."""
     return {"landlock": iso.landlock > 0, "seccomp": iso.seccomp, "sonames": _sonames(),
-            "read_only": [str(p) for p in spec.allowlist.read_only] + ["/dev/null", "/dev/urandom", "/dev/zero"],
-            "writable": [str(spec.scratch)]}
+            "read_only": [str(p) for p in spec.allowlist.read_only] + ["/dev/null", "/dev/urandom", "/dev/zero"]
+            + (["/proc"] if iso.bwrap else []),   # its own PID namespace's /proc; never the host's
+            "writable": [str(spec.scratch)] + (["/dev/shm"] if iso.bwrap else [])}
 
 
 def _bwrap_root(iso: Isolation, spec: LaunchSpec) -> list[str]:
@@ -148,7 +149,7 @@ def _bwrap_root(iso: Isolation, spec: LaunchSpec) -> list[str]:
         argv += ["--ro-bind", str(path), str(path)]
     argv += ["--dev", "/dev", "--size", size, "--tmpfs", "/dev/shm", "--proc", "/proc",
              "--size", size, "--tmpfs", "/tmp", "--bind", str(spec.scratch), str(spec.scratch),
-             "--remount-ro", "/", "--remount-ro", "/dev", "--chdir", str(spec.scratch), "--"]
+             "--remount-ro", "/", "--remount-ro", "/dev", "--remount-ro", "/tmp", "--chdir", str(spec.scratch), "--"]
     return argv
 
 

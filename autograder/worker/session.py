@@ -153,7 +153,10 @@ class WorkerSession:
         self.ready = False           # the harness said hello (before any student code ran)
         self.layers: list[str] = []  # what the harness applied to itself (Landlock, seccomp)
         self.timeouts = 0
+        self.deadline: float | None = None  # time.monotonic() past which nothing more runs (per-student cap)
         self.events: list[str] = []  # what happened (timeouts, crashes, restarts), for the report
+        self.scratch_used = False    # a worker ran in the current scratch: the next start gets a new one
+        self._fresh_scratch()
         become_subreaper()
         self.spared = frozenset(descendants(os.getpid()))
 
@@ -176,6 +179,7 @@ class WorkerSession:
         worker planted is ever opened, chowned or followed by this (root) process."""
         self.starts += 1
         self.scratch = fresh_folder(self.root, f"scratch-{self.starts}", self.iso.uid, self.iso.gid)
+        self.scratch_used = False
         sub = fresh_folder(self.scratch, "submission", self.iso.uid, self.iso.gid)
         for name, data in self.files.items():
             write_new_file(sub, name, data, self.iso.uid, self.iso.gid)
@@ -193,7 +197,11 @@ class WorkerSession:
         return self._start_once()
 
     def _start_once(self) -> Reply:
-        self._fresh_scratch()
+        if self.scratch_used or not self.scratch.exists():
+            if self.scratch.exists():
+                remove_tree(self.scratch)
+            self._fresh_scratch()
+        self.scratch_used = True
         lim = self.limits
         self.group = cgroups.create(lim.memory_mib * 1024**2, lim.processes) if self.iso.cgroups else None
         if self.iso.cgroups and self.group is None:
@@ -285,8 +293,8 @@ class WorkerSession:
         try:
             size = os.fstat(fd).st_size
             with os.fdopen(fd, "rb") as fh:
-                fh.seek(max(0, size - LOG_TAIL))
-                text = fh.read(LOG_TAIL).decode("utf-8", errors="replace")
+                fh.seek(max(0, size - LOG_TAIL - 1))   # one byte more: the caller sees it was cut
+                text = fh.read(LOG_TAIL + 1).decode("utf-8", errors="replace")
         except OSError:
             return ""
         return text
@@ -414,9 +422,26 @@ class WorkerSession:
                 changed.append(_display_name(key))
         return changed
 
-    def call(self, op: str, arrays: dict[str, np.ndarray] | None = None, timeout: float = 20.0,
+    def remaining(self) -> float:
+        """Seconds left of the per-student wall-clock cap (infinite when none was set)."""
+        return float("inf") if self.deadline is None else self.deadline - time.monotonic()
+
+    def _capped(self, what: str) -> Reply | None:
+        if self.remaining() > 0:
+            return None
+        text = (f"{what} was not run: grading this submission reached the per-student time cap of "
+                f"{self.limits.student_wall_s:.0f} s")
+        self.events.append(text)
+        return Reply("timeout", error=text)
+
+    def call(self, op: str, arrays: dict[str, np.ndarray] | None = None, timeout: float | None = None,
              **args: Any) -> Reply:
-        """Run one operation in the worker: inputs as npz, outputs read back as plain arrays."""
+        """Run one operation in the worker: inputs as npz, outputs read back as plain arrays.
+        ``timeout`` defaults to the course's ``call_timeout_s``; never beyond the per-student cap."""
+        capped = self._capped(op)
+        if capped is not None:
+            return capped
+        timeout = min(self.limits.call_timeout_s if timeout is None else timeout, self.remaining())
         loaded = self.ensure_started()
         if not loaded.ok:
             return loaded
@@ -447,6 +472,10 @@ class WorkerSession:
         measured here; the parent's own evaluation time is not counted. The worker is stopped
         once it has used ``budget`` seconds (plus ``grace`` to reach the next checkpoint).
         """
+        capped = self._capped("training")
+        if capped is not None:
+            return capped
+        budget = min(budget, max(self.remaining() - grace, 0.0))
         loaded = self.ensure_started()
         if not loaded.ok:
             return loaded
