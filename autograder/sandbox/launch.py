@@ -133,7 +133,8 @@ def confinement(iso: Isolation, spec: LaunchSpec) -> dict:
     return {"landlock": iso.landlock > 0, "seccomp": iso.seccomp, "sonames": _sonames(),
             "read_only": [str(p) for p in spec.allowlist.read_only] + ["/dev/null", "/dev/urandom", "/dev/zero"]
             + (["/proc"] if iso.bwrap else []),   # its own PID namespace's /proc; never the host's
-            "writable": [str(spec.scratch)] + (["/dev/shm"] if iso.bwrap else [])}
+            "writable": [str(spec.scratch)] + (["/dev/shm"] if iso.bwrap else []),
+            "listable": ["/"] if iso.bwrap else []}   # bubblewrap's root holds the allowlist alone
 
 
 def _bwrap_root(iso: Isolation, spec: LaunchSpec) -> list[str]:

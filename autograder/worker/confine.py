@@ -80,11 +80,12 @@ def _fs_rights(abi: int) -> int:
     return rights
 
 
-def apply_landlock(read_only, writable):
+def apply_landlock(read_only, writable, listable=()):
     """Restrict this process (and everything it starts) to the given paths. Returns the ABI in force.
 
     ``read_only``: paths (files or folders) readable and executable; ``writable``: folders with every
-    right below them. Raises OSError when a rule cannot be added (a half-applied ruleset is never
+    right below them; ``listable``: folders whose tree may be listed, not read (under bubblewrap: /,
+    which holds nothing but the allowlist). Raises OSError when a rule cannot be added (a half-applied ruleset is never
     enforced: restrict_self comes last)."""
     abi = landlock_abi()
     if abi < 1:
@@ -99,7 +100,8 @@ def apply_landlock(read_only, writable):
     if ruleset < 0:
         raise OSError(ctypes.get_errno(), "landlock_create_ruleset failed")
     try:
-        for path, rights in [(p, None) for p in read_only] + [(p, handled) for p in writable]:
+        rules = [(p, None) for p in read_only] + [(p, handled) for p in writable] + [(p, FS_READ_DIR) for p in listable]
+        for path, rights in rules:
             try:
                 fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
             except OSError:
@@ -172,7 +174,7 @@ def apply(spec):
             pass
     if spec.get("landlock"):
         try:
-            abi = apply_landlock(spec.get("read_only", []), spec.get("writable", []))
+            abi = apply_landlock(spec.get("read_only", []), spec.get("writable", []), spec.get("listable", []))
             layers.append(f"landlock:{abi}")
         except Exception:  # noqa: BLE001
             pass

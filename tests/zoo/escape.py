@@ -30,10 +30,12 @@ def walk_root(d: Decoys) -> str:
 import os as _os
 _ALLOWED = {tuple(d.allowed)!r}
 _outside, _found, _walked = [], [], 0
-def _visible(path):
-    return any(path == a or path.startswith(a.rstrip("/") + "/") for a in _ALLOWED)
+def _visible(path):  # an allowed path, inside one, or a folder on the way to one
+    return any(path == a or path.startswith(a.rstrip("/") + "/") or a.startswith(path.rstrip("/") + "/")
+               for a in _ALLOWED)
+_own = _os.getcwd()
 for _base, _dirs, _files in _os.walk("/"):
-    _dirs[:] = [x for x in _dirs if _os.path.join(_base, x) not in ("/proc", "/sys")]
+    _dirs[:] = [x for x in _dirs if _os.path.join(_base, x) not in ("/proc", "/sys", _own)]
     for _name in _files + [x for x in _dirs]:
         _path = _os.path.join(_base, _name)
         _walked += 1
