@@ -204,13 +204,15 @@ def huge_arrays(p: Probe) -> str:
 
 def background_process(p: Probe) -> str:
     return S.prelude(S.ref(), f'''
-import os as _os, subprocess as _sp
-_sp.Popen(["sleep", "1000.{p.nonce}"], start_new_session=True)
+import os as _os, subprocess as _sp, sys as _sys
+# the allowlist holds no /bin/sleep: the worker's own interpreter is what a student can start
+_SLEEP = ["-c", "import time; time.sleep(1000)"]
+_sp.Popen([_sys.executable, *_SLEEP, "1000.{p.nonce}"], start_new_session=True)
 if _os.fork() == 0:
     try:
         _os.setsid()
         if _os.fork() == 0:
-            _os.execvp("sleep", ["sleep", "1001.{p.nonce}"])
+            _os.execv(_sys.executable, [_sys.executable, *_SLEEP, "1001.{p.nonce}"])
     finally:
         _os._exit(0)
 ''')
