@@ -19,7 +19,6 @@ from autograder.paths import PROJECT_ROOT
 from autograder.reference import load_reference
 from autograder.submission import MAX_SOURCE_BYTES, load_submission, notebook_to_source, syntax_error
 from zoo import sources as S
-from zoo.support import environment
 
 REF = S.strip_markers(S.ref())
 
@@ -216,9 +215,8 @@ class TestSyntaxAndCli:
     def test_null_bytes(self):
         assert syntax_error("x = 1\x00") is not None
 
-    def test_syntax_error_graded_zero_with_the_error(self):
-        env = environment(None)
-        report = grade_source("def forward(params, X)\n    return X\n", env)
+    def test_syntax_error_graded_zero_with_the_error(self, grading_env):
+        report = grade_source("def forward(params, X)\n    return X\n", grading_env)
         assert report.status == "syntax_error" and report.score == 0
         assert all("line 1" in r.message and "does not compile" in r.message for r in report.results)
         assert report.max_score == 100
