@@ -15,7 +15,7 @@ from autograder.checks.known_bugs import diagnose_gradient
 from autograder.cli import main
 from autograder.errors import SubmissionError
 from autograder.grade import grade_source, masked_paths
-from autograder.paths import PROJECT_ROOT
+from autograder.paths import PROJECT_ROOT, SOLUTIONS_DIR
 from autograder.reference import load_reference
 from autograder.submission import MAX_SOURCE_BYTES, load_submission, notebook_to_source, syntax_error
 from zoo import sources as S
@@ -163,7 +163,7 @@ class TestLoadSubmission:
         with zipfile.ZipFile(path, "w") as zf:
             link = zipfile.ZipInfo("mlp.py")
             link.external_attr = (0o120777 << 16)
-            zf.writestr(link, "/work/main/solutions/mlp.py")
+            zf.writestr(link, str(SOLUTIONS_DIR / "mlp.py"))  # the real solutions, wherever the project is
             zf.writestr("student/mlp.py", REF)
         sub = load_submission(path)
         assert sub.source == REF and sub.origin.endswith("student/mlp.py")
