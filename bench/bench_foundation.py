@@ -53,7 +53,7 @@ def find_pkl(cli_path: str | None) -> Path | None:
         p = Path(c).expanduser()
         if p.is_dir():
             p = p / mnist.PKL_NAME
-        if p.is_file() and mnist._sha256_file(p) == mnist.EXPECTED_PKL_SHA256:
+        if p.is_file() and mnist.sha256_file(p) == mnist.EXPECTED_PKL_SHA256:
             return p
     return None
 

@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pytest
 
-from autograder.experiments import base, feedback_alignment, noise, random_hidden, rounding, stale_weights
+from autograder.experiments import feedback_alignment, noise, random_hidden, rounding, stale_weights, words
 from autograder.experiments import training as tr
 from autograder.experiments.runner import FAMILIES, all_variants
 from autograder.reference import load_reference
@@ -166,7 +166,7 @@ def test_divergence_is_detected_and_stops_the_run():
     run = tr.train_variant(tr.BASELINE, data, tiny_settings(learning_rate=1e6), np.random.default_rng(0))
     assert run.diverged and run.diverged_at_epoch is not None
     assert run.epochs[-1] < 2.0
-    assert "diverged after" in base.verdict(run, fake_run("b", 0.05))
+    assert "diverged after" in words.verdict(run, fake_run("b", 0.05))
 
 
 def test_family_run_function_with_seed_writes_its_plot(tmp_path):
@@ -183,11 +183,11 @@ def test_family_run_function_with_seed_writes_its_plot(tmp_path):
 
 def test_feedback_alignment_sentence_reports_the_numbers():
     b = fake_run("exact backprop", 0.038)
-    text = base.sentence(feedback_alignment.interpret(
+    text = words.sentence(feedback_alignment.interpret(
         {feedback_alignment.FIXED: fake_run("f", 0.061), feedback_alignment.FRESH: fake_run("r", 0.85)}, b))
     assert "6.1% test error, 2.3 points worse than exact backprop" in text
     assert "did not learn (85.0% test error)" in text
-    text2 = base.sentence(feedback_alignment.interpret(
+    text2 = words.sentence(feedback_alignment.interpret(
         {feedback_alignment.FIXED: fake_run("f", 0.036), feedback_alignment.FRESH: fake_run("r", 0.040)}, b))
     assert "matched exact backprop (3.6% test error, -0.2 points)" in text2 and text2 != text
     assert "changed the test error by only 0.4 points" in text2
@@ -209,7 +209,7 @@ def test_other_sentences_follow_the_numbers():
     assert "noise in the forward pass only hurt least (+2.0 points)" in ns
     assert "with a new sample for the backward pass most: it reached 14.0% test error, 11.0 points worse" in ns
     rising = fake_run("r", 0.46, valid=[0.9, 0.108, 0.465])
-    assert "rose from 10.8% at epoch 0.5 to 46.5%" in base.verdict(rising, b)
+    assert "rose from 10.8% at epoch 0.5 to 46.5%" in words.verdict(rising, b)
     ro = rounding.interpret({rounding.FWD: fake_run("f", 0.9), rounding.BWD: fake_run("b", 0.031),
                              rounding.DV: fake_run("d", 0.029)}, b)
     assert "did not learn (90.0% test error)" in ro and "forward pass cost the most" in ro
@@ -248,10 +248,10 @@ def test_quick_report_sentences_contain_the_measured_numbers(quick_report):
     data = json.loads((quick_report / "results.json").read_text())
     html = (quick_report / "report.html").read_text()
     baseline = data["baseline"]
-    assert base.pct(baseline["final_test_error"]) in data["meta"]["baseline_sentence"]
+    assert words.pct(baseline["final_test_error"]) in data["meta"]["baseline_sentence"]
     for exp in data["experiments"]:
         text = exp["sentence"]
         assert text in html.replace("&#39;", "'")
         for run in exp["runs"]:
-            number = base.pct(run["final_test_error"])
+            number = words.pct(run["final_test_error"])
             assert number.rstrip("%") in text, (exp["name"], run["variant"], number, text)

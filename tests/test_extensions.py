@@ -19,7 +19,7 @@ from autograder.checks import extensions as ext
 from autograder.checks.common import Context
 from autograder.config import CourseConfig, load_config
 from autograder.errors import ConfigError
-from autograder.experiments import handout as ext_handout
+from autograder.handout import extensions as ext_handout
 from autograder.paths import PACKAGE_DIR, SOLUTIONS_DIR
 from autograder.reference import load_reference
 from autograder.sandbox.level import Isolation

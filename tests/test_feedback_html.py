@@ -15,7 +15,6 @@ from autograder.config import CHECK_IDS
 from autograder.grade import grade_source, write_reports
 from zoo import BY_NAME
 from zoo import sources as S
-from zoo.support import environment
 
 SCHEMA = json.loads((Path(__file__).with_name("gradescope_schema.json")).read_text())
 CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser", shutil.which("chromium") or "",
@@ -35,10 +34,10 @@ REPORTS = {
 
 
 @pytest.fixture(scope="module")
-def written(tmp_path_factory) -> dict[str, Path]:
+def written(tmp_path_factory, prepared_env) -> dict[str, Path]:
     out = {}
     for name, (build, training) in REPORTS.items():
-        report = grade_source(build(), environment(None, with_training=training))
+        report = grade_source(build(), prepared_env("relu", with_training=training))
         folder = tmp_path_factory.mktemp(name)
         write_reports(report, folder, student=f"student <{name}>")
         out[name] = folder

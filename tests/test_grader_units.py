@@ -15,11 +15,10 @@ from autograder.checks.known_bugs import diagnose_gradient
 from autograder.cli import main
 from autograder.errors import SubmissionError
 from autograder.grade import grade_source
-from autograder.paths import PROJECT_ROOT
+from autograder.paths import PROJECT_ROOT, SOLUTIONS_DIR
 from autograder.reference import load_reference
 from autograder.submission import MAX_SOURCE_BYTES, load_submission, notebook_to_source, syntax_error
 from zoo import sources as S
-from zoo.support import environment
 
 REF = S.strip_markers(S.ref())
 
@@ -164,7 +163,7 @@ class TestLoadSubmission:
         with zipfile.ZipFile(path, "w") as zf:
             link = zipfile.ZipInfo("mlp.py")
             link.external_attr = (0o120777 << 16)
-            zf.writestr(link, "/work/main/solutions/mlp.py")
+            zf.writestr(link, str(SOLUTIONS_DIR / "mlp.py"))  # the real solutions, wherever the project is
             zf.writestr("student/mlp.py", REF)
         sub = load_submission(path)
         assert sub.source == REF and sub.origin.endswith("student/mlp.py")
@@ -216,9 +215,8 @@ class TestSyntaxAndCli:
     def test_null_bytes(self):
         assert syntax_error("x = 1\x00") is not None
 
-    def test_syntax_error_graded_zero_with_the_error(self):
-        env = environment(None)
-        report = grade_source("def forward(params, X)\n    return X\n", env)
+    def test_syntax_error_graded_zero_with_the_error(self, grading_env):
+        report = grade_source("def forward(params, X)\n    return X\n", grading_env)
         assert report.status == "syntax_error" and report.score == 0
         assert all("line 1" in r.message and "does not compile" in r.message for r in report.results)
         assert report.max_score == 100

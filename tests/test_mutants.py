@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from autograder.config import ACTIVATIONS, load_config
+from autograder.config import ACTIVATIONS
 from autograder.mutants import MUTANTS, MutationError, Mutant, mutant, mutant_sources, substitute
 from autograder.reference import reference_source
 
@@ -48,10 +48,9 @@ def test_a_changed_reference_fails_loudly():
 
 
 @pytest.fixture(scope="module", params=ACTIVATIONS)
-def env(request):
+def env(request, prepared_env):
     """Every activation a year can choose: the release gate grades the mutants of that year's."""
-    from autograder.grade import prepare
-    return prepare(load_config(activation=request.param), with_training=False)
+    return prepared_env(request.param, with_training=False)
 
 
 def test_reference_scores_full_marks_without_training(env):

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import ExperimentResult, join, pct, points, run_family, signed, verdict
+from .base import run_family
+from .result import ExperimentResult
 from .training import RunResult, Variant
+from .words import join, pct, points, signed, verdict
 
 NAME = "noise"
 TITLE = "Gaussian noise on h in the forward pass, the backward pass, or both"

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import ExperimentResult, points, run_family, verdict
+from .base import run_family
+from .result import ExperimentResult
 from .training import RunResult, Variant
+from .words import points, verdict
 
 NAME = "random_hidden"
 TITLE = "Random hidden states h in the backward pass"

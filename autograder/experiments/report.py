@@ -8,12 +8,10 @@ import io
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from .result import ExperimentResult
 from .training import RunResult, Settings
-
-if TYPE_CHECKING:
-    from .base import ExperimentResult
+from .words import pct, signed
 
 TEMPLATE = "experiments.html.j2"
 CSV_FIELDS = ("experiment", "variant", "final_train_error", "final_valid_error", "final_test_error",
@@ -81,7 +79,7 @@ def plot_curves(path: Path, title: str, runs: list[RunResult], baseline: RunResu
     return Path(path)
 
 
-def rows(experiments: list["ExperimentResult"]) -> list[dict]:
+def rows(experiments: list[ExperimentResult]) -> list[dict]:
     """One row per run: exact backprop first, then every family's variants."""
     if not experiments:
         return []
@@ -105,7 +103,7 @@ def _row(run: RunResult, baseline: RunResult) -> dict:
     }
 
 
-def write_csv(path: Path, experiments: list["ExperimentResult"]) -> Path:
+def write_csv(path: Path, experiments: list[ExperimentResult]) -> Path:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
@@ -120,11 +118,9 @@ def _inline_png(path: Path | None) -> str | None:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
-def render_html(experiments: list["ExperimentResult"], settings: Settings, meta: dict) -> str:
+def render_html(experiments: list[ExperimentResult], settings: Settings, meta: dict) -> str:
     """The report page: every plot inlined as base64 PNG, the table of final errors, the measured sentences."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-
-    from .base import pct, signed
 
     env = Environment(loader=FileSystemLoader(str(Path(__file__).resolve().parent.parent / "templates")),
                       autoescape=select_autoescape(["html", "j2"]), undefined=StrictUndefined,
@@ -141,6 +137,6 @@ def render_html(experiments: list["ExperimentResult"], settings: Settings, meta:
                            baseline=baseline, escape=html.escape)
 
 
-def write_html(path: Path, experiments: list["ExperimentResult"], settings: Settings, meta: dict) -> Path:
+def write_html(path: Path, experiments: list[ExperimentResult], settings: Settings, meta: dict) -> Path:
     _atomic_write(Path(path), render_html(experiments, settings, meta).encode("utf-8"))
     return Path(path)

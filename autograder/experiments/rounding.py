@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import ExperimentResult, points, run_family, verdict
+from .base import run_family
+from .result import ExperimentResult
 from .training import RunResult, Variant
+from .words import points, verdict
 
 NAME = "rounding"
 TITLE = "h rounded to the nearest integer"

@@ -20,10 +20,12 @@ from typing import Callable, Iterator
 import numpy as np
 
 from . import feedback_alignment, noise, random_hidden, rounding, stale_weights
-from .base import ExperimentResult, finish, pct, signed
+from .base import finish
 from .report import write_csv, write_html
+from .result import ExperimentResult
 from .training import (BASELINE, BLAS_ENV, Dataset, RunResult, Settings, Variant, make_dataset, settings_for,
                        single_blas_thread, train_variant)
+from .words import pct, signed
 
 FAMILIES = (feedback_alignment, stale_weights, random_hidden, noise, rounding)
 DEFAULT_SEED = 2026

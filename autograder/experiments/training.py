@@ -77,10 +77,6 @@ class Variant:
         if self.feedback == "stale" and self.stale_k < 1:
             raise ValueError(f"variant {self.name!r}: stale feedback needs stale_k >= 1")
 
-    @property
-    def is_exact(self) -> bool:
-        return (self.h_forward, self.h_backward, self.feedback) == ("exact", "forward", "exact")
-
 
 BASELINE = Variant("baseline", "exact backprop")
 

@@ -14,6 +14,7 @@ from ..errors import UserError
 from ..results import swap_in_dir
 from ..paths import ASSIGNMENT_DIR, PACKAGE_DIR, PROJECT_ROOT, SOLUTIONS_DIR
 from . import templates
+from .extensions import add_extensions
 from .markers import ParsedSource, parse
 from .notebook import build_notebook
 from .readme import build_readme
@@ -96,8 +97,7 @@ def render_assignment(config: CourseConfig, solutions_dir: Path | None = None) -
         "backprop_lab.ipynb": build_notebook(config),
         "README.md": build_readme(config),
     }
-    from ..experiments.handout import add_extensions  # optional parts: only those course.toml enables
-    files = add_extensions(config, files, solutions_dir)
+    files = add_extensions(config, files, solutions_dir)  # optional parts: only those course.toml enables
     leaks = solution_leaks(parsed, files)
     if leaks:
         listing = "; ".join(f"{name}: {line!r}" for name, line in leaks[:5])

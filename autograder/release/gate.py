@@ -99,7 +99,7 @@ def _agreement(report: GradeReport, tests: list[ReleaseTest], source: str, name:
 def gate_reference(config: CourseConfig) -> str:
     """The full-marks submission: the reference, with the enabled extensions' reference functions."""
     if any(config.extensions.values()):
-        from ..experiments.handout import reference_source_with_extensions
+        from ..handout.extensions import reference_source_with_extensions
         return reference_source_with_extensions(config.activation)
     return reference_source(config.activation)
 

@@ -14,9 +14,9 @@ import re
 from pathlib import Path
 
 from ..errors import UserError
-from ..handout.markers import Code, SolutionBlock, SolutionLine, parse
-from ..handout.skeleton import stub_message
 from ..paths import SOLUTIONS_DIR
+from .markers import Code, SolutionBlock, SolutionLine, parse
+from .skeleton import stub_message
 
 EXTENSIONS_SOURCE = "extensions.py"
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "public_tests_extensions.py"

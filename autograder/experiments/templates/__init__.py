@@ -1,1 +1,0 @@
-"""Templates the handout writer copies (not imported)."""

@@ -1,0 +1,60 @@
+"""Session-wide fixtures: the installed sandbox (its isolation level), the MNIST data and prepared grading
+environments, each made once per test session instead of once per module or per test.
+
+``prepared_env(activation, with_training)`` is the general form; ``grading_env`` (relu, no training)
+and ``trained_env`` (relu, MNIST loaded and the training budget calibrated) are the two most tests need.
+Preparing detects the isolation level, at the "user" level closes the project to the sandbox user,
+and with training loads MNIST and calibrates the budget (cached per machine in the MNIST cache folder).
+Tests must not modify what these fixtures return: every test of the session shares it.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import pytest
+
+from autograder.config import load_config
+from autograder.grade import Environment, prepare
+from autograder.mnist import MNIST, load_mnist
+from autograder.sandbox.level import Isolation, detect
+
+PreparedEnv = Callable[..., Environment]
+
+
+@pytest.fixture(scope="session")
+def isolation() -> Isolation:
+    """The best isolation level this machine offers (``backprop-lab sandbox setup`` installs the full one)."""
+    return detect()
+
+
+@pytest.fixture(scope="session")
+def mnist_data() -> MNIST:
+    """The classic split from the cache (``BACKPROP_LAB_CACHE``), fetched first when it is missing."""
+    return load_mnist(fetch=True)
+
+
+@pytest.fixture(scope="session")
+def prepared_env() -> PreparedEnv:
+    """``prepared_env(activation="relu", with_training=False)``: the course config with that activation,
+    prepared at the best isolation level; one Environment per (activation, with_training) per session."""
+    made: dict[tuple[str, bool], Environment] = {}
+
+    def get(activation: str = "relu", with_training: bool = False) -> Environment:
+        key = (activation, with_training)
+        if key not in made:
+            made[key] = prepare(load_config(activation=activation), with_training=with_training)
+        return made[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def grading_env(prepared_env: PreparedEnv) -> Environment:
+    """relu, training not graded: forward, gradients, minibatch and sgd_step against a real worker."""
+    return prepared_env("relu", with_training=False)
+
+
+@pytest.fixture(scope="session")
+def trained_env(prepared_env: PreparedEnv) -> Environment:
+    """relu with training graded: MNIST loaded, the budget calibrated on this machine."""
+    return prepared_env("relu", with_training=True)
