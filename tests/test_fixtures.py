@@ -15,7 +15,7 @@ def test_environments_are_made_once_per_kind(prepared_env, grading_env, trained_
 
 def test_environments_run_at_the_installed_isolation_level(isolation, grading_env, trained_env):
     assert grading_env.iso == isolation and trained_env.iso == isolation
-    assert grading_env.masked == trained_env.masked and grading_env.masked
+    assert grading_env.config.sandbox == trained_env.config.sandbox
 
 
 def test_only_the_trained_environment_has_data_and_a_budget(grading_env, trained_env, mnist_data):

@@ -14,7 +14,7 @@ import json
 import os
 import struct
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 #: Run by the worker interpreter: prints the files and folders it needs, as JSON.

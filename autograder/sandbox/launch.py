@@ -16,7 +16,7 @@ from pathlib import Path
 from ..config import SandboxLimits
 from .allowlist import Allowlist
 from .cgroups import WorkerGroup
-from .level import Isolation
+from .isolation import Isolation
 
 PR_SET_CHILD_SUBREAPER = 36
 

@@ -416,7 +416,7 @@ def _confine():
 
 def main():
     scratch = os.getcwd()
-    import zipfile, selectors, decimal  # noqa: F401,E401 - loaded before confinement (np.savez needs zipfile)
+    import decimal, selectors, zipfile  # noqa: F401,E401 - loaded before confinement (np.savez needs zipfile)
     layers = _confine()
     proto = os.fdopen(os.dup(1), "w", buffering=1)
     log = os.open(os.path.join(scratch, "student_output.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

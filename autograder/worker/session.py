@@ -9,11 +9,8 @@ import json
 import os
 import secrets
 import selectors
-import stat
-import sys
 import tempfile
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,12 +25,12 @@ from ..sandbox.cgroups import WorkerGroup
 from ..sandbox.launch import LaunchSpec, become_subreaper, descendants, kill_tree, start
 from ..sandbox.level import Isolation
 from ..sandbox.scratch import fresh_folder, remove_tree, write_new_file
+from .protocol import MAX_LINE, MAX_NPZ, changed, display_name, open_regular, parse_reply, read_npz
+
+__all__ = ["CONFINE", "HARNESS", "MAX_LINE", "MAX_NPZ", "Reply", "WorkerSession", "WorkerStartError", "parse_reply"]
 
 HARNESS = Path(__file__).with_name("harness.py")
 CONFINE = Path(__file__).with_name("confine.py")
-MAX_DEPTH = 8             # JSON nesting a reply may have
-MAX_LINE = 256 * 1024
-MAX_NPZ = 64 * 1024**2
 LOG_TAIL = 3000
 START_RETRY_DELAYS = (1.0, 4.0, 10.0)  # seconds between attempts to start a worker that died before any student code
 WATCHED_OPS = {"forward": None, "forward_backward": None, "sgd_step": "g_"}  # op -> input prefix checked
@@ -41,71 +38,6 @@ WATCHED_OPS = {"forward": None, "forward_backward": None, "sgd_step": "g_"}  # o
 
 class WorkerStartError(UserError):
     """The sandboxed worker died or hung before it ran any student code: the installation is broken."""
-
-
-def _open_regular(path: Path, flags: int = os.O_RDONLY) -> int | None:
-    """An fd on ``path`` if it is a plain file (never through a symlink, never blocking on a FIFO)."""
-    try:
-        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
-        os.close(fd)
-        return None
-    return fd
-
-
-def _depth_ok(line: bytes, limit: int = MAX_DEPTH) -> bool:
-    """Whether brackets outside strings nest at most ``limit`` deep (checked before json parses it:
-    a 50,000-deep line would exhaust the parser's recursion)."""
-    depth = 0
-    in_string = escaped = False
-    for byte in line:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:     # backslash
-                escaped = True
-            elif byte == 0x22:     # quote
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):
-            depth += 1
-            if depth > limit:
-                return False
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-    return True
-
-
-def parse_reply(line: bytes) -> dict[str, Any] | None:
-    """One protocol line as a dict, or None for anything else (too deep, not JSON, not an object)."""
-    if len(line) > MAX_LINE or not _depth_ok(line):
-        return None
-    try:
-        msg = json.loads(line)
-    except (ValueError, RecursionError):
-        return None
-    return msg if isinstance(msg, dict) else None
-
-
-def _display_name(key: str) -> str:
-    """An input's name as the feedback says it: params.W, grads.b, X, Y."""
-    if key[:2] in ("p_", "g_"):
-        return ("params." if key[0] == "p" else "grads.") + key[2:]
-    return f"params.{key}" if key in ("W", "b", "V", "c") else key
-
-
-def _changed(sent: np.ndarray, after: np.ndarray | None) -> bool:
-    if after is None or after.shape != sent.shape:
-        return True
-    try:
-        with np.errstate(all="ignore"):
-            return not bool(np.array_equal(after, sent, equal_nan=True))
-    except (TypeError, ValueError):  # e.g. a string array came back
-        return True
 
 
 @dataclass
@@ -287,7 +219,7 @@ class WorkerSession:
     def _log_tail(self) -> str:
         """The current worker's log tail. The worker owns the folder, so the log is opened without
         following links: a symlink to a solution must not be read back."""
-        fd = _open_regular(self.scratch / "student_output.log")
+        fd = open_regular(self.scratch / "student_output.log")
         if fd is None:
             return ""
         try:
@@ -373,32 +305,8 @@ class WorkerSession:
         return Reply("ok", meta=meta, seconds=float(msg.get("seconds", 0.0) or 0.0))
 
     def load_npz(self, name: str) -> dict[str, np.ndarray]:
-        """Plain arrays from a worker-written npz: no pickles, no links or FIFOs, size capped (also
-        uncompressed, against zip bombs), missing means empty."""
-        path = self.scratch / name
-        fd = _open_regular(path)
-        try:
-            if fd is None:
-                return {}
-            with os.fdopen(fd, "rb") as fh:
-                fd = None
-                if os.fstat(fh.fileno()).st_size > MAX_NPZ:
-                    return {}
-                with zipfile.ZipFile(fh) as zf:
-                    if sum(i.file_size for i in zf.infolist()) > MAX_NPZ:
-                        return {}
-                fh.seek(0)
-                with np.load(fh, allow_pickle=False) as data:
-                    return {k: np.array(data[k]) for k in data.files[:64]}
-        except Exception:  # noqa: BLE001 - any malformed file is simply "nothing came back"
-            return {}
-        finally:
-            if fd is not None:
-                os.close(fd)
-            try:
-                path.unlink()
-            except OSError:
-                pass
+        """Plain arrays from a worker-written npz (see ``protocol.read_npz``); the file is removed."""
+        return read_npz(self.scratch / name)
 
     def _write_input(self, tag: str, arrays: dict[str, np.ndarray]) -> str:
         """Write the call's inputs under an unguessable name, refusing to follow anything the worker
@@ -416,11 +324,8 @@ class WorkerSession:
         """Which inputs the student's call changed, judged here from the copies the worker sent back
         after the call (the worker's own comparison could be monkeypatched)."""
         prefix = WATCHED_OPS[op]
-        changed = []
-        for key, value in sent.items():
-            if (prefix is None or key.startswith(prefix)) and _changed(value, back.get("after_" + key)):
-                changed.append(_display_name(key))
-        return changed
+        return [display_name(key) for key, value in sent.items()
+                if (prefix is None or key.startswith(prefix)) and changed(value, back.get("after_" + key))]
 
     def remaining(self) -> float:
         """Seconds left of the per-student wall-clock cap (infinite when none was set)."""
