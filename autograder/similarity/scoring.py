@@ -84,10 +84,17 @@ def wanted(docs: list[Document]) -> np.ndarray:
     return (upper & is_class[:, None] & is_class[None, :]) | (is_class[:, None] & ~is_class[None, :])
 
 
-def score_pairs(docs: list[Document]) -> list[Pair]:
+@dataclass
+class Ranking:
+    """Every wanted pair, best first, and the weight of each fingerprint (for highlighting)."""
+    pairs: list[Pair]
+    weight: dict[int, float]
+
+
+def score_pairs(docs: list[Document]) -> Ranking:
     """Every wanted pair (see :func:`wanted`), best first."""
     if len(docs) < 2:
-        return []
+        return Ranking([], {})
     doc_hashes = [d.fp.hashes() for d in docs]
     vocab: dict[int, int] = {}
     for hs in doc_hashes:
@@ -112,7 +119,7 @@ def score_pairs(docs: list[Document]) -> list[Pair]:
                           float(shared_w[i, j] / mass[j]) if mass[j] else 0.0, int(shared_n[i, j]),
                           *(_unit_names(docs, i, j, ua, ub))))
     pairs.sort(key=lambda p: (-p.score, -p.file_score, p.a.name, p.b.name))
-    return pairs
+    return Ranking(pairs, dict(zip(vocab, w.tolist())))
 
 
 def _unit_names(docs, i, j, ua, ub) -> tuple[str, str]:
