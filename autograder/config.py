@@ -71,7 +71,7 @@ class SandboxLimits:
 class SimilarityConfig:
     """``[similarity]`` in course.toml: the similarity report (``backprop-lab similarity``, and batch's
     "Pairs to look at"). It changes no verdict, so it is left out of the batch settings digest."""
-    threshold: float = field(default=0.8, metadata={
+    threshold: float = field(default=0.85, metadata={
         "doc": "pairs scoring at least this (0..1) are listed in 'Pairs to look at' and marked in the report"})
 
 

@@ -1,6 +1,6 @@
 """Per-function winnowed token fingerprints of one Python source (copydetect's hashing and winnowing).
 
-copydetect (MOSS-style) turns code into a filtered string (pygments tokens, every identifier written
+copydetect (MOSS-style) turns code into a filtered string (its tokens, every identifier written
 ``V``, every string ``S``, comments and whitespace dropped); its fingerprints are hashes of the
 ``K``-character substrings of that string, thinned by winnowing. This module keeps that scheme and its
 function ``get_document_fingerprints`` with three changes, each measured in docs/design.md:
@@ -16,18 +16,23 @@ function ``get_document_fingerprints`` with three changes, each measured in docs
   its own, with its own identifier numbering, so no fingerprint spans two functions: reordering the
   functions of a file changes nothing, and one function copied into own code can be scored alone.
 
-Nothing is executed: the source is only parsed (``ast``) and lexed (pygments).
+Nothing is executed: the source is only parsed (``ast``) and tokenized (``tokenize``; pygments, as
+copydetect does, for a file with a syntax error).
 """
 from __future__ import annotations
 
 import ast
+import builtins
+import io
+import keyword
+import tokenize
 from dataclasses import dataclass, field
 from typing import Iterable
 
 import numpy as np
 from copydetect.utils import get_document_fingerprints
 from pygments.lexers import PythonLexer
-from pygments.token import Comment, Keyword, Name, String, Text
+from pygments.token import Comment, Name, String, Text
 
 K = 25          # copydetect's noise threshold: matches shorter than this (filtered characters) are ignored
 WINDOW = 1      # winnowing window; copydetect's guarantee threshold is K + WINDOW - 1 (its default: 25)
@@ -98,11 +103,11 @@ def _docstrings(tree: ast.AST) -> Iterable[ast.Expr]:
                 yield first
 
 
-def blank_docstrings(text: str, tree: ast.AST) -> str:
-    """``text`` with every docstring's characters (newlines aside) replaced by spaces."""
+def blank_docstrings(text: str, docs: list[ast.Expr]) -> str:
+    """``text`` with the characters of every docstring in ``docs`` (newlines aside) replaced by spaces."""
     starts = _line_starts(text)
     chars = list(text)
-    for doc in _docstrings(tree):
+    for doc in docs:
         lo = _char_index(text, starts, doc.lineno, doc.col_offset)
         hi = _char_index(text, starts, doc.end_lineno or doc.lineno, doc.end_col_offset or 0)
         for i in range(lo, hi):
@@ -111,9 +116,9 @@ def blank_docstrings(text: str, tree: ast.AST) -> str:
     return "".join(chars)
 
 
-def _spans(text: str, tree: ast.Module) -> list[tuple[str, int, int]]:
+def _spans(tree: ast.Module, docstrings: list[ast.Expr]) -> list[tuple[str, int, int]]:
     """(name, first line, last line) of each unit: a def/class, or another top-level statement."""
-    docs = {id(d) for d in _docstrings(tree)}
+    docs = {id(d) for d in docstrings}
     spans: list[tuple[str, int, int]] = []
     for node in tree.body:
         if id(node) in docs:
@@ -131,31 +136,71 @@ _LEXER = PythonLexer()
 _SYMBOLS = 0xE000          # identifiers become private-use characters U+E000, U+E001, ... (one per name)
 _QUOTES = ("'", '"', "'''", '"""')
 _CLOSING = (")", "]", "}")
+_BUILTINS = frozenset(dir(builtins))
+_SKIP = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER}
+_STRINGS = {tokenize.STRING} | {getattr(tokenize, n) for n in ("FSTRING_START", "FSTRING_MIDDLE", "FSTRING_END")
+                                 if hasattr(tokenize, n)}
 _BEFORE_WHOLE = {"return", "yield", "=", "+=", "-=", "*=", "/=", "@=", "//=", "%=", "**="}
 
 
-def _tokens(code: str) -> list[list]:
-    """[piece, start, end] per kept token: copydetect's filtering, identifiers numbered per unit."""
-    toks: list[list] = []
-    names: dict[str, int] = {}
-    previous = ""
+def _piece(kind: str, value: str, previous: str, names: dict[str, int]) -> str:
+    """What one token contributes to the filtered string (see the module docstring)."""
+    if kind == "string":
+        return "S"
+    if kind == "name" and not keyword.iskeyword(value) and value not in _BUILTINS and previous != ".":
+        return chr(_SYMBOLS + names.setdefault(value, len(names)) % 6000)
+    return "".join(value.split())
+
+
+def _stdlib_tokens(code: str) -> list[tuple[str, str, int, int]]:
+    """(kind, text, start, end) of the code tokens, by the standard library's tokenizer (fast path)."""
+    starts = _line_starts(code)
+    out = []
+    for t in tokenize.generate_tokens(io.StringIO(code).readline):
+        if t.type in _SKIP:
+            continue
+        kind = ("string" if t.type in _STRINGS else "name" if t.type == tokenize.NAME else "op")
+        start = starts[t.start[0] - 1] + t.start[1]
+        out.append((kind, t.string, start, starts[t.end[0] - 1] + t.end[1]))
+    return out
+
+
+def _pygments_tokens(code: str) -> list[tuple[str, str, int, int]]:
+    """The same from pygments, which also lexes code that does not tokenize (syntax errors)."""
+    out = []
     for index, kind, value in _LEXER.get_tokens_unprocessed(code):
         if kind in Text or kind in Comment or not value.strip():
             continue
         if kind in String:
-            piece = '"' if value in _QUOTES else ("" if toks and toks[-1][0] == "S" else "S")
-        elif (kind in Name and kind not in Name.Builtin and kind not in Name.Exception
-              and kind not in Name.Decorator and previous != "."):
-            piece = chr(_SYMBOLS + names.setdefault(value, len(names)) % 6000)
-        elif kind in Keyword or kind in Name:
-            piece = value
+            if value in _QUOTES:
+                continue
+            kind_name = "string"
+        elif kind in Name and kind not in Name.Builtin and kind not in Name.Exception and kind not in Name.Decorator:
+            kind_name = "name"
         else:
-            piece = "".join(value.split())
+            kind_name = "op"
+        out.append((kind_name, value, index, index + len(value)))
+    return out
+
+
+def _tokens(code: str) -> list[list]:
+    """[piece, start, end] per kept token: copydetect's filtering, identifiers numbered per unit."""
+    try:
+        raw = _stdlib_tokens(code)
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        raw = _pygments_tokens(code)
+    toks: list[list] = []
+    names: dict[str, int] = {}
+    previous = ""
+    for kind, value, start, end in raw:
+        piece = _piece(kind, value, previous, names)
         previous = value
+        if piece == "S" and toks and toks[-1][0] == "S":
+            continue
         if piece in _CLOSING and toks and toks[-1][0] == ",":   # a trailing comma is formatting, not code
             toks.pop()
         if piece:
-            toks.append([piece, index, index + len(value)])
+            toks.append([piece, start, end])
     return toks
 
 
@@ -202,10 +247,11 @@ def fingerprint(source: str, template: frozenset[int] | set[int] = frozenset()) 
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return Fingerprint(text, [_unit("(whole file: syntax error)", text, 0, len(text), template)], False)
-    blanked = blank_docstrings(text, tree)
+    docs = list(_docstrings(tree))
+    blanked = blank_docstrings(text, docs)
     starts = _line_starts(text) + [len(text) + 1]
     units = []
-    for name, first, last in _spans(text, tree):
+    for name, first, last in _spans(tree, docs):
         start, end = starts[first - 1], min(len(text), starts[last] - 1)
         units.append(_unit(name, blanked, start, end, template))
     return Fingerprint(text, units, True)

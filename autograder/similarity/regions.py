@@ -63,20 +63,24 @@ def regions(fp: Fingerprint, shared: set[int], weight: dict[int, float]) -> list
 
 def unit_matches(a: Fingerprint, b: Fingerprint, weight: dict[int, float]) -> list[UnitMatch]:
     """For every function of ``a`` with fingerprints: its weighted share found in ``b``, best first."""
+    in_b = b.hashes()
+    b_units = [(v.name, v.hashes.keys()) for v in b.units if v.hashes]
     out = []
     for u in a.units:
-        if not u.hashes:
+        keys = u.hashes.keys()
+        if not keys:
             continue
-        total = sum(weight.get(h, 1.0) for h in u.hashes)
+        total = sum(weight.get(h, 1.0) for h in keys)
+        found = keys & in_b
+        if total <= 0:     # every fingerprint of it is in every document: nothing to show
+            continue
         best, best_share = "", 0.0
-        for v in b.units:
-            common = u.hashes.keys() & v.hashes.keys()
-            if common:
-                got = sum(weight.get(h, 1.0) for h in common) / total
+        if found:
+            for name, other in b_units:
+                got = sum(weight.get(h, 1.0) for h in found & other) / total
                 if got > best_share:
-                    best, best_share = v.name, got
-        found = sum(weight.get(h, 1.0) for h in u.hashes if any(h in v.hashes for v in b.units)) / total
-        out.append(UnitMatch(u.name, found, best, best_share))
+                    best, best_share = name, got
+        out.append(UnitMatch(u.name, sum(weight.get(h, 1.0) for h in found) / total, best, best_share))
     return sorted(out, key=lambda m: -m.share)
 
 

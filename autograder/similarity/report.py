@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,14 @@ class Written:
     csv: Path
     html: Path
     pages: dict[int, str]      # index in ranking.pairs -> page path relative to the report folder
+
+
+def _write(path: Path, text: str) -> None:
+    """Atomic (temp file + rename) but not fsynced: a page is rebuilt by every run, and there are hundreds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def page_name(rank: int) -> str:
@@ -101,7 +110,7 @@ def write_report(out: Path, ranking: Ranking, threshold: float, title: str = "Si
             if f"{PAIRS}/{old.name}" not in pages.values() and old.is_file() and not old.is_symlink():
                 old.unlink()
     for i, name in pages.items():
-        write_text_atomic(out / name, render_pair(ranking.pairs[i], i, ranking, threshold, f"../{HTML_NAME}"))
+        _write(out / name, render_pair(ranking.pairs[i], i, ranking, threshold, f"../{HTML_NAME}"))
     write_text_atomic(out / CSV_NAME, to_csv(ranking, pages))
     write_text_atomic(out / HTML_NAME, render_index(ranking, pages, threshold, title, notes or []))
     return Written(out / CSV_NAME, out / HTML_NAME, pages)

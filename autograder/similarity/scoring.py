@@ -2,8 +2,9 @@
 
 A fingerprint found in many submissions is code the task forces on everyone (the obvious ``sgd_step``
 line, the stable softmax): sharing it says nothing. Each fingerprint ``h`` therefore weighs
-``w(h) = log((N + 1) / df(h)) / log(N + 1)`` (in (0, 1]; 1 for a fingerprint of one document only), with
-``df`` the number of the N documents (class and every ``--against`` folder) that contain it.
+``w(h) = log((N - 1) / (m + 1)) / log(N - 1)`` with ``m = df(h) - 2`` the documents besides a sharing pair
+that contain it (``df``: how many of the N documents, class and every ``--against`` folder, contain
+``h``): 1 when no third document has it, 0 when all do (in a class of 2, every weight is 1).
 
 For documents A and B (masses ``W_A``, ``W_B``: the sum of their fingerprints' weights):
 
@@ -70,10 +71,17 @@ def _matrix(rows: list[dict[int, list[int]] | set[int]], vocab: dict[int, int]) 
 
 
 def weights(doc_matrix: sparse.csr_matrix) -> np.ndarray:
-    """w(h) for every column of the (documents x fingerprints) 0/1 matrix; shape (n_fingerprints,)."""
+    """w(h) for every column of the (documents x fingerprints) 0/1 matrix; shape (n_fingerprints,).
+
+    ``m = df - 2`` is how many documents besides a pair that shares h also contain it:
+    ``w = log((N - 1) / (m + 1)) / log(N - 1)``, 1 when no third document has h, 0 when every one does.
+    """
     n = doc_matrix.shape[0]
     df = np.asarray(doc_matrix.sum(axis=0)).ravel()
-    return np.log((n + 1) / np.maximum(df, 1)) / math.log(n + 1)
+    if n <= 2:
+        return np.ones_like(df, dtype=np.float64)
+    others = np.maximum(df - 2, 0)
+    return np.log((n - 1) / (others + 1)) / math.log(n - 1)
 
 
 def wanted(docs: list[Document]) -> np.ndarray:
