@@ -336,3 +336,29 @@ def test_side_by_side_page_in_headless_chromium(report, tmp_path):
         assert any(abs(r - 0xFF) < 8 and abs(g - 0xB3) < 8 and abs(b - 0xB3) < 8 for _, (r, g, b) in
                    (rgb.resize((300, 600)).getcolors(maxcolors=1 << 18) or []))
     assert parsed.links
+
+
+def test_a_file_with_a_syntax_error_is_still_compared():
+    broken = G.rename(_variant("einsum")) + "\ndef oops(:\n    pass\n"
+    template = template_hashes(default_templates())
+    docs = [Document(v, "class", "", fingerprint(_variant(v), template)) for v in VARIANTS + ["activation_table"]]
+    docs.append(Document("broken", "class", "", fingerprint(broken, template)))
+    assert not docs[-1].fp.parsed
+    top = max(score_pairs(docs).pairs, key=lambda p: p.file_score)
+    assert {top.a.name, top.b.name} == {"einsum", "broken"} and top.score >= load_config().similarity.threshold
+    assert top.file_score > 0.8
+
+
+def test_methods_of_a_class_are_compared_one_by_one():
+    fp = fingerprint("class Net:\n    W = 1\n\n    def forward(self, X):\n        return X @ self.W + self.b * 2 - 1\n\n"
+                     "    def backward(self, g):\n        return g.T @ self.cache_x + 0.5 * g.sum(axis=0) - g.mean()\n")
+    assert [u.name for u in fp.units if u.hashes] == ["Net.forward", "Net.backward"]
+
+
+def test_an_enormous_submission_is_cut_not_slow():
+    import time
+    from autograder.similarity.fingerprints import MAX_TEXT, MAX_UNITS
+    started = time.monotonic()
+    fp = fingerprint("def f(x):\n    return x + 1 * 2 - 3 / 4 + x ** 5\n" * 20000)
+    assert fp.truncated and fp.parsed and len(fp.text) <= MAX_TEXT and len(fp.units) <= MAX_UNITS
+    assert time.monotonic() - started < 20

@@ -25,6 +25,7 @@ import ast
 import builtins
 import io
 import keyword
+import re
 import tokenize
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -37,6 +38,8 @@ from pygments.token import Comment, Name, String, Text
 K = 25          # copydetect's noise threshold: matches shorter than this (filtered characters) are ignored
 WINDOW = 1      # winnowing window; copydetect's guarantee threshold is K + WINDOW - 1 (its default: 25)
 MODULE_CODE = "(module code)"
+MAX_TEXT = 128 * 1024   # characters of a submission compared (a real mlp.py: a few KiB)
+MAX_UNITS = 400         # units (functions, statements) of a submission kept, the largest first
 
 
 @dataclass
@@ -66,6 +69,7 @@ class Fingerprint:
     text: str
     units: list[Unit]
     parsed: bool               # False: a syntax error, fingerprinted as one unit, docstrings kept
+    truncated: bool = False    # True: longer than MAX_TEXT; only the start was compared
 
     def hashes(self) -> set[int]:
         out: set[int] = set()
@@ -117,18 +121,25 @@ def blank_docstrings(text: str, docs: list[ast.Expr]) -> str:
 
 
 def _spans(tree: ast.Module, docstrings: list[ast.Expr]) -> list[tuple[str, int, int]]:
-    """(name, first line, last line) of each unit: a def/class, or another top-level statement."""
+    """(name, first line, last line) of each unit: a def, a method of a top-level class (``C.m``), or
+    another top-level (or class-level) statement."""
     docs = {id(d) for d in docstrings}
     spans: list[tuple[str, int, int]] = []
-    for node in tree.body:
-        if id(node) in docs:
-            continue
-        first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
-        last = node.end_lineno or node.lineno
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            spans.append((node.name, first, last))
-        elif not spans or spans[-1][2] < first:      # one unit per top-level statement (or per line)
-            spans.append((f"{MODULE_CODE} line {first}", first, last))
+
+    def add(nodes, prefix: str) -> None:
+        for node in nodes:
+            if id(node) in docs:
+                continue
+            first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+            last = node.end_lineno or node.lineno
+            if isinstance(node, ast.ClassDef) and not prefix:
+                add(node.body, f"{node.name}.")
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                spans.append((prefix + node.name, first, last))
+            elif not spans or spans[-1][2] < first:      # one unit per statement (or per line)
+                spans.append((f"{prefix or ''}{MODULE_CODE} line {first}", first, last))
+
+    add(tree.body, "")
     return spans
 
 
@@ -169,24 +180,17 @@ def _pygments_tokens(code: str) -> list[tuple[str, str, int, int]]:
     """The same from pygments, which also lexes code that does not tokenize (syntax errors)."""
     out = []
     for index, kind, value in _LEXER.get_tokens_unprocessed(code):
-        if kind in Text or kind in Comment or not value.strip():
+        if kind in Text or kind in Comment or kind in String.Doc or not value.strip() or value in _QUOTES:
             continue
-        if kind in String:
-            if value in _QUOTES:
-                continue
-            kind_name = "string"
-        elif kind in Name and kind not in Name.Builtin and kind not in Name.Exception and kind not in Name.Decorator:
-            kind_name = "name"
-        else:
-            kind_name = "op"
+        kind_name = "string" if kind in String else "name" if kind in Name and value.isidentifier() else "op"
         out.append((kind_name, value, index, index + len(value)))
     return out
 
 
-def _tokens(code: str) -> list[list]:
+def _tokens(code: str, pygments: bool = False) -> list[list]:
     """[piece, start, end] per kept token: copydetect's filtering, identifiers numbered per unit."""
     try:
-        raw = _stdlib_tokens(code)
+        raw = _pygments_tokens(code) if pygments else _stdlib_tokens(code)
     except (tokenize.TokenError, SyntaxError, IndentationError):
         raw = _pygments_tokens(code)
     toks: list[list] = []
@@ -222,17 +226,18 @@ def _drop_outer_parens(toks: list[list], code: str) -> list[list]:
     return [t for k, t in enumerate(toks) if k not in drop]
 
 
-def filter_code(code: str) -> tuple[str, np.ndarray, np.ndarray]:
+def filter_code(code: str, pygments: bool = False) -> tuple[str, np.ndarray, np.ndarray]:
     """copydetect's filtered string with identifiers numbered by first appearance, and where each
     filtered character came from: (filtered, token_start, token_end), both arrays (len(filtered),)."""
-    toks = _drop_outer_parens(_tokens(code), code)
+    toks = _drop_outer_parens(_tokens(code, pygments), code)
     starts = [t[1] for t in toks for _ in t[0]]
     ends = [t[2] for t in toks for _ in t[0]]
     return "".join(t[0] for t in toks), np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64)
 
 
-def _unit(name: str, text: str, start: int, end: int, template: frozenset[int] | set[int]) -> Unit:
-    filtered, token_start, token_end = filter_code(text[start:end])
+def _unit(name: str, text: str, start: int, end: int, template: frozenset[int] | set[int],
+          pygments: bool = False) -> Unit:
+    filtered, token_start, token_end = filter_code(text[start:end], pygments)
     unit = Unit(name, start, end, filtered, token_start, token_end)
     if len(filtered) >= K:
         _, positions = get_document_fingerprints(filtered, K, WINDOW)
@@ -241,20 +246,49 @@ def _unit(name: str, text: str, start: int, end: int, template: frozenset[int] |
 
 
 def fingerprint(source: str, template: frozenset[int] | set[int] = frozenset()) -> Fingerprint:
-    """Fingerprints of ``source`` with every hash in ``template`` (see :func:`template_hashes`) left out."""
+    """Fingerprints of ``source`` with every hash in ``template`` (see :func:`template_hashes`) left out.
+
+    Only the first ``MAX_TEXT`` characters are read (a real mlp.py is a few KiB), and at most
+    ``MAX_UNITS`` units are kept (the largest), so no submission can make the comparison slow.
+    """
     text = normalise_newlines(source)
+    truncated = len(text) > MAX_TEXT
+    if truncated:  # cut before the last top-level line that starts within the limit
+        cut = text.rfind("\n", 0, MAX_TEXT)
+        while cut > 0 and text[cut + 1: cut + 2].isspace():
+            cut = text.rfind("\n", 0, cut)
+        text = text[: cut + 1] if cut > 0 else text[:MAX_TEXT]
     try:
         tree = ast.parse(text)
-    except (SyntaxError, ValueError):
-        return Fingerprint(text, [_unit("(whole file: syntax error)", text, 0, len(text), template)], False)
-    docs = list(_docstrings(tree))
+        docs = list(_docstrings(tree))
+        spans = _spans(tree, docs)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return Fingerprint(text, _units_without_ast(text, template), False, truncated)
     blanked = blank_docstrings(text, docs)
     starts = _line_starts(text) + [len(text) + 1]
     units = []
-    for name, first, last in _spans(tree, docs):
+    for name, first, last in spans:
         start, end = starts[first - 1], min(len(text), starts[last] - 1)
         units.append(_unit(name, blanked, start, end, template))
-    return Fingerprint(text, units, True)
+    if len(units) > MAX_UNITS:
+        keep = set(sorted(range(len(units)), key=lambda i: -len(units[i].hashes))[:MAX_UNITS])
+        units = [u for i, u in enumerate(units) if i in keep]
+    return Fingerprint(text, units, True, truncated)
+
+
+_TOP_LEVEL = re.compile(r"^(?:async\s+def|def|class|@)\b|^@", re.MULTILINE)
+
+
+def _units_without_ast(text: str, template: frozenset[int] | set[int]) -> list[Unit]:
+    """A file that does not parse: cut at each top-level ``def``/``class``/decorator line, lexed by
+    pygments (which marks docstrings), so its intact functions still match."""
+    cuts = [0] + [m.start() for m in _TOP_LEVEL.finditer(text) if m.start() > 0] + [len(text)]
+    units = []
+    for lo, hi in zip(cuts, cuts[1:]):
+        if text[lo:hi].strip():
+            units.append(_unit(f"(syntax error) line {text.count(chr(10), 0, lo) + 1}", text, lo, hi, template,
+                               pygments=True))
+    return units[:MAX_UNITS]
 
 
 def template_hashes(sources: Iterable[str]) -> frozenset[int]:
