@@ -22,7 +22,6 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 sys.path.insert(0, str(PROJECT_ROOT / "tests"))
 
-from autograder import similarity  # noqa: E402,F401
 from autograder.mutants import MUTANTS, MutationError  # noqa: E402
 from autograder.similarity import cli, report, scoring  # noqa: E402
 from zoo import disguise as G  # noqa: E402
