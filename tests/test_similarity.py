@@ -258,6 +258,8 @@ def test_cli(tmp_path, capsys):
     assert main(["similarity", str(cls), "--out", str(tmp_path / "out"), "--threshold", "2"]) == 2
     assert main(["similarity", str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 2
     assert main(["similarity", str(cls), "--out", str(cls / "inside")]) == 2
+    assert main(["similarity", str(cls), "--out", str(tmp_path / "out"), "--against", str(cls)]) == 2
+    assert main(["similarity", str(cls), "--out", str(tmp_path / "out"), "--against", str(tmp_path / "x")]) == 2
 
 
 def test_help_has_an_example_for_every_argument(capsys):

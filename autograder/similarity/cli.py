@@ -60,6 +60,8 @@ def run_similarity(submissions: Path | str, out: Path | str, against: Iterable[P
     taken: set[str] = set()
     for folder in against:
         folder = Path(folder)
+        if folder.exists() and folder.resolve() == subs:
+            raise UserError(f"--against {folder} is the class itself; give an earlier year's or a corpus folder")
         label = _label(folder, taken)
         entries, problems = read_against(folder, out / INPUTS)
         docs += from_sources([(f"{label}/{name}", origin, text) for name, origin, text in entries], label, template)

@@ -77,9 +77,10 @@ def read_roster(folder: Path, inputs_dir: Path) -> tuple[list[tuple[str, str, st
 
 def read_saved(folder: Path) -> list[tuple[str, str, str]]:
     """The sources a batch run saved under RESULTS/similarity/sources/."""
+    from ..submission import MAX_SOURCE_BYTES
     out = []
     for path in sorted((folder / "similarity" / SOURCES).glob("*.py")):
-        if path.is_file() and not path.is_symlink():
+        if path.is_file() and not path.is_symlink() and path.stat().st_size <= MAX_SOURCE_BYTES:
             out.append((path.stem, f"{folder.name}/similarity/{SOURCES}/{path.name}",
                         path.read_text(encoding="utf-8", errors="replace")))
     return out

@@ -131,14 +131,14 @@ def score_pairs(docs: list[Document]) -> Ranking:
 
 
 def _unit_names(docs, i, j, ua, ub) -> tuple[str, str]:
-    u, v = ua.get((i, j)), ub.get((i, j))
-    if u is None or v is None:
+    u, v = ua[i, j], ub[i, j]
+    if u < 0 or v < 0:
         return "", ""
     return docs[i].fp.units[u].name, docs[j].fp.units[v].name
 
 
 def _function_scores(docs: list[Document], vocab: dict[int, int], w: np.ndarray):
-    """(n, n) best unit-pair score, and for each document pair the (unit of a, unit of b) behind it."""
+    """(n, n) best unit-pair score, and (n, n) indices of the units of a and of b behind it (-1: none)."""
     n = len(docs)
     owner, index, rows = [], [], []
     for d_i, d in enumerate(docs):
@@ -148,22 +148,26 @@ def _function_scores(docs: list[Document], vocab: dict[int, int], w: np.ndarray)
                 index.append(u_i)
                 rows.append(unit.hashes)
     best = np.zeros((n, n))
-    ua: dict[tuple[int, int], int] = {}
-    ub: dict[tuple[int, int], int] = {}
+    ua = np.full((n, n), -1, dtype=np.int64)
+    ub = np.full((n, n), -1, dtype=np.int64)
     if not rows:
         return best, ua, ub
     U = _matrix(rows, vocab)
     Uw = U.multiply(w[None, :]).tocsr()
     mass = np.asarray(Uw.sum(axis=1)).ravel()
     S = (Uw @ U.T).tocoo()
-    owner_a = np.array(owner)
+    owner_a, index_a = np.array(owner), np.array(index)
     r, c, v = S.row, S.col, S.data
     keep = (owner_a[r] != owner_a[c]) & (v >= MIN_UNIT_MASS)
     r, c, v = r[keep], c[keep], v[keep]
+    if not len(v):
+        return best, ua, ub
     value = v / np.maximum(mass[r], mass[c])
-    order = np.argsort(value, kind="stable")
-    for k in order:  # ascending: the last write per document pair is its best unit pair
-        a, b = owner_a[r[k]], owner_a[c[k]]
-        best[a, b] = value[k]
-        ua[(a, b)], ub[(a, b)] = index[r[k]], index[c[k]]
+    a, b = owner_a[r], owner_a[c]
+    key = a * n + b
+    order = np.lexsort((value, key))           # by document pair, then score: the last of a run is the best
+    last = order[np.flatnonzero(np.r_[key[order][1:] != key[order][:-1], True])]
+    best[a[last], b[last]] = value[last]
+    ua[a[last], b[last]] = index_a[r[last]]
+    ub[a[last], b[last]] = index_a[c[last]]
     return best, ua, ub
