@@ -59,6 +59,28 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox_sub.add_parser("setup", help="install bubblewrap, create the sandbox user and its Python")
     sandbox_sub.add_parser("check", help="print the isolation level in force")
 
+    sim = sub.add_parser(
+        "similarity", help="rank pairs of students by code similarity; side-by-side pages with the matches",
+        description="Compare every pair of the class, and every student with each --against folder, after "
+                    "removing the handout's template code; write DIR/similarity.csv and DIR/similarity.html.",
+        epilog="example: backprop-lab similarity submissions/ --out similarity-2026 "
+               "--against results-2025/ --against public-solutions/ --template starter_utils.py")
+    sim.add_argument("submissions", metavar="SUBMISSIONS",
+                     help="the class: a folder with one file or sub-folder per student, a Gradescope export "
+                          "or a Canvas zip (example: submissions/)")
+    sim.add_argument("--out", required=True, metavar="DIR",
+                     help="folder for similarity.csv, similarity.html and pairs/ (example: --out similarity-2026)")
+    sim.add_argument("--against", action="append", metavar="DIR",
+                     help="also compare every student with each entry of DIR: an earlier year's submissions or "
+                          "batch RESULTS, or a folder of known public solutions; repeatable "
+                          "(example: --against results-2025/ --against public-solutions/)")
+    sim.add_argument("--template", action="append", metavar="FILE",
+                     help="more template code that never counts as a match, on top of the handout skeleton and "
+                          "assignment/ (.py, .ipynb, .zip or folder); repeatable (example: --template starter_utils.py)")
+    sim.add_argument("--threshold", type=float, default=None, metavar="T",
+                     help="mark pairs scoring at least T in [0, 1] (default: course.toml [similarity] threshold; "
+                          "example: --threshold 0.6)")
+
     exp = sub.add_parser("experiments", help="run the optional experiments and write an HTML report")
     exp.add_argument("--quick", action="store_true")
     exp.add_argument("--out", required=True)
@@ -91,6 +113,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "sandbox":
         from .sandbox.setup import cli_sandbox
         return cli_sandbox(args)
+    if args.command == "similarity":
+        from .similarity.cli import cli_similarity
+        return cli_similarity(args)
     if args.command == "experiments":
         from .experiments.runner import cli_experiments
         return cli_experiments(args)

@@ -68,6 +68,14 @@ class SandboxLimits:
 
 
 @dataclass(frozen=True)
+class SimilarityConfig:
+    """``[similarity]`` in course.toml: the similarity report (``backprop-lab similarity``, and batch's
+    "Pairs to look at"). It changes no verdict, so it is left out of the batch settings digest."""
+    threshold: float = field(default=0.85, metadata={
+        "doc": "pairs scoring at least this (0..1) are listed in 'Pairs to look at' and marked in the report"})
+
+
+@dataclass(frozen=True)
 class CourseConfig:
     name: str = field(default="Intro to Deep Learning", metadata={"doc": "course name shown in reports"})
     assignment: str = field(default="backprop-lab", metadata={"doc": "assignment name"})
@@ -90,6 +98,9 @@ class CourseConfig:
         metadata={"doc": "points per enabled extension"},
     )
     sandbox: SandboxLimits = field(default_factory=SandboxLimits)
+    # repr=False: settings_digest() hashes repr(config), and a report threshold must not regrade a class
+    similarity: SimilarityConfig = field(default_factory=SimilarityConfig, repr=False, compare=False,
+                                         metadata={"doc": "the similarity report ([similarity])"})
 
     @property
     def max_score(self) -> float:
@@ -173,6 +184,13 @@ def _sandbox(section: dict, path: Path) -> SandboxLimits:
     return limits
 
 
+def _similarity(section: dict, path: Path) -> SimilarityConfig:
+    cfg = _take(section, SimilarityConfig, "similarity")
+    if isinstance(cfg.threshold, bool) or not isinstance(cfg.threshold, (int, float)) or not 0 <= cfg.threshold <= 1:
+        raise ConfigError(f"{path}: [similarity] threshold = {cfg.threshold!r}; give a number from 0 to 1")
+    return replace(cfg, threshold=float(cfg.threshold))
+
+
 def load_config(path: Path | str | None = None, activation: str | None = None) -> CourseConfig:
     """Read course.toml (default: the project's) and apply an optional activation override."""
     path = Path(path) if path else Path(os.environ.get("BACKPROP_LAB_COURSE", COURSE_TOML))
@@ -208,5 +226,6 @@ def load_config(path: Path | str | None = None, activation: str | None = None) -
         extensions=_extensions(raw.get("extensions", {}), path),
         extension_points=_extension_points(raw.get("extension_points", {}), path),
         sandbox=_sandbox(raw.get("sandbox", {}), path),
+        similarity=_similarity(raw.get("similarity", {}), path),
     )
     return cfg.with_activation(activation)

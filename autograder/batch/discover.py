@@ -22,7 +22,7 @@ GRADESCOPE_METADATA = "submission_metadata.yml"
 IGNORED = ("__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini")
 # Canvas: lastfirst[_LATE]_userid_submissionid_original-name  (the submission id is absent in some exports)
 CANVAS_NAME = re.compile(r"^(?P<name>[^_/]+?)(?P<late>_LATE)?_(?P<uid>\d+)_(?:(?P<sub>\d+)_)?(?P<file>.+)$")
-RESERVED_IDS = {"gradebook.csv", "summary.html", "inputs"}
+RESERVED_IDS = {"gradebook.csv", "summary.html", "inputs", "similarity"}  # similarity: RESULTS/similarity/ (the report)
 
 
 @dataclass

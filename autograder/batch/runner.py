@@ -567,6 +567,8 @@ def run_batch(submissions: Path | str, out: Path | str, jobs: int | None = None,
             reporter.close()
             current = {j.entry.student for j in plan if is_current(out, j, config, with_training)}
             outcome.rows, outcome.gradebook, outcome.summary = build_gradebook(out, roster, current)
+        from ..similarity.batch import add_pairs_section
+        add_pairs_section(out, roster, config, sys.stderr)
     outcome.seconds = time.monotonic() - started
     return outcome
 
