@@ -173,14 +173,14 @@ BUGS = [
 
 HOSTILE = [
     Entry("import_infinite_loop", "hostile", H.import_loop, {"forward": 0, "gradients": 0, "minibatch": 0, "sgd_step": 0},
-          {"forward": ("timeout",)}, {"forward": ("did not finish",)}, seconds=30, status="timeout"),
+          {"forward": ("timeout",)}, {"forward": ("did not finish",)}, seconds=20, status="timeout"),
     Entry("forward_infinite_loop", "hostile", H.forward_loop, full(forward=0, gradients=0, minibatch=0),
-          {"forward": ("timeout",), "gradients": ("timeout",)}, {"forward": ("did not finish",)}, seconds=60),
+          {"forward": ("timeout",), "gradients": ("timeout",)}, {"forward": ("did not finish",)}, seconds=35),
     Entry("memory_bomb", "hostile", H.memory_bomb, full(forward=0, gradients=0, minibatch=0),
           {"forward": ("memory",)}, {"forward": ("out of memory",)}),
     Entry("fork_bomb", "hostile", H.fork_bomb, FULL, seconds=30, needs_full=True),
     Entry("sigterm_ignored_sleep", "hostile", H.sigterm_sleep, full(sgd_step=0), {"sgd_step": ("timeout",)},
-          {"sgd_step": ("did not finish",)}, seconds=30),
+          {"sgd_step": ("did not finish",)}, seconds=20),
     Entry("os_exit_in_backward", "hostile", H.exit_in_backward, full(gradients=0, minibatch=2 * T),
           {"gradients": ("crashed",)}, {"gradients": ("ended",)}),
     Entry("stdout_flood", "hostile", H.stdout_flood, FULL, seconds=15),
@@ -201,7 +201,7 @@ HOSTILE = [
     Entry("symlink_output_log", "hostile", H.symlink_output_log,
           {"forward": 0, "gradients": 0, "minibatch": 0, "sgd_step": 0}, needs_full=True),
     Entry("symlink_inputs", "hostile", H.symlink_inputs, FULL, needs_full=True),
-    Entry("restart_chown", "hostile", H.restart_chown, full(forward=2 * T), {"forward": ("crashed",)}, needs_full=True),
+    Entry("restart_chown", "hostile", H.restart_chown, full(sgd_step=0.0), {"sgd_step": ("crashed",)}, needs_full=True),
     Entry("protocol_garbage", "hostile", H.protocol_garbage, {"forward": 0, "gradients": 0, "minibatch": 0, "sgd_step": 0},
           {"forward": ("hostile_protocol",)}, {"forward": ("unreadable reply",)}, seconds=20),
 ]

@@ -265,15 +265,14 @@ _try("planted", _plant)
 
 
 def restart_chown(p: Probe) -> str:
-    """A symlink to the canary in the scratch folder, then a crash so the worker is restarted."""
+    """A symlink to the canary in the scratch folder, then a crash in sgd_step, so the worker is
+    restarted (each start gets a fresh scratch: nothing can persist, so it crashes every time)."""
     s = S.prelude(S.ref(), _helpers(p) + f'''
 _try("link", lambda: _os.symlink({str(p.canary)!r}, "zoo_link"))
 _try("hardlink", lambda: _os.link({str(p.canary)!r}, "zoo_hardlink"))
 ''')
-    return S.at_start(s, S.FORWARD_FIRST, '''    import os
-    if not os.path.exists("crashed_once"):
-        open("crashed_once", "w").close()
-        os._exit(3)''')
+    return S.at_start(s, S.SGD_RETURN, '''    import os
+    os._exit(3)''')
 
 
 def protocol_garbage(p: Probe) -> str:

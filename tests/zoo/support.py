@@ -8,7 +8,7 @@ import os
 import random
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -45,12 +45,22 @@ def isolation_cap(level: str | None):
         detect.cache_clear()
 
 
+#: The zoo's limits: the same code paths as a course's, with hangs that cost seconds (a correct
+#: submission's slowest call, finite differences through a per-example loop, takes well under 1 s).
+ZOO_LIMITS = {"load_timeout_s": 8.0, "call_timeout_s": 6.0, "retry_timeout_s": 2.0}
+
+
+def zoo_config(activation: str = "relu"):
+    cfg = load_config().with_activation(activation)
+    return replace(cfg, sandbox=replace(cfg.sandbox, **ZOO_LIMITS))
+
+
 def environment(level: str | None, activation: str = "relu", with_training: bool = False) -> Environment:
     """A prepared grading environment at isolation ``level`` (None: the best this machine offers)."""
     key = (level or "", activation, with_training)
     if key not in _ENVS:
         with isolation_cap(level):
-            _ENVS[key] = prepare(load_config().with_activation(activation), with_training=with_training)
+            _ENVS[key] = prepare(zoo_config(activation), with_training=with_training)
     return _ENVS[key]
 
 
