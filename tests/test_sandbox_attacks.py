@@ -25,6 +25,7 @@ from autograder.config import load_config
 from autograder.grade import grade_source, prepare
 from autograder.mnist import mnist_dir
 from autograder.sandbox.allowlist import derive
+from autograder.sandbox.launch import descendants
 from autograder.sandbox.level import LEVELS, NOBODY, Isolation, detect, sandbox_python
 from autograder.worker.session import CONFINE, HARNESS, WorkerSession, parse_reply
 from zoo import escape as E
@@ -86,11 +87,35 @@ def _allowed(env) -> tuple[str, ...]:
         ("/dev", "/proc", "/tmp", "/etc/ld.so.cache")
 
 
+def _named(comm: str) -> list[str]:
+    """Live processes anywhere on the machine named ``comm``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and Path(f"/proc/{entry}/comm").read_text().strip() == comm:
+                state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state != "Z":
+                    found.append(entry)
+        except OSError:
+            continue
+    return found
+
+
 def _grade(build, env, decoys: E.Decoys):
     source = build(replace(decoys, allowed=_allowed(env)))
     before = {p: (p.stat().st_uid, p.stat().st_mode, p.read_bytes()) for p in [decoys.canary, *decoys.paths]}
     shm_before = set(os.listdir("/dev/shm"))
+    scratch_before = {n for n in os.listdir(tempfile.gettempdir()) if n.startswith("backprop-lab-")}
+    children_before = descendants(os.getpid())
     report = grade_source(source, env)
+    assert not descendants(os.getpid()) - children_before, "processes left behind"
+    comm = f"zoo{decoys.nonce}"[:15]
+    deadline = time.monotonic() + 3
+    while (alive := _named(comm)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive, f"processes of the submission survived grading: {alive}"
+    scratch_after = {n for n in os.listdir(tempfile.gettempdir()) if n.startswith("backprop-lab-")}
+    assert not scratch_after - scratch_before, f"scratch folders left: {scratch_after - scratch_before}"
     for path, facts in before.items():
         st = path.stat()
         assert (st.st_uid, st.st_mode, path.read_bytes()) == facts, f"{path} changed"
@@ -199,6 +224,8 @@ def test_a_cpu_hog_does_not_slow_its_neighbour(level, decoys, tmp_path):
             time.sleep(0.5)
             beside = _time_forward(neighbour)
             assert attacker.group is not None and len(attacker.group.pids()) > 5, "the hog did not fork"
+    time.sleep(0.2)
+    assert not _named(f"zoo{decoys.nonce}"[:15]), "the hog's processes outlived its session"
     assert beside <= 1.5 * alone + 0.05, f"neighbour {beside:.2f} s beside the hog vs {alone:.2f} s alone"
 
 
