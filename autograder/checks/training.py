@@ -16,12 +16,10 @@ from .common import Context, explain_failure, failure_tag
 PARTIAL_SCALE = ((0.07, 0.6), (0.10, 0.4), (0.20, 0.2))  # (error below, fraction of the points)
 N_IN, N_OUT = 784, 10
 
-
 def scale_text(target: float) -> str:
     parts = [f"< {target:.0%} within the budget: full points"]
     parts += [f"< {e:.0%}: {f:.0%}" for e, f in PARTIAL_SCALE]
     return "; ".join(parts) + "; otherwise 0"
-
 
 def error_rate(ref, params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray, chunk: int = 2500) -> tuple[float, np.ndarray]:
     """Classification error of ``params`` through the REFERENCE forward, and the predictions (N,)."""
@@ -32,7 +30,6 @@ def error_rate(ref, params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
             probs, _ = ref.forward(p64, np.asarray(X[start:start + chunk], dtype=np.float64))
             preds[start:start + chunk] = np.argmax(np.nan_to_num(probs, nan=-1.0), axis=1)
     return float(np.mean(preds != y)), preds
-
 
 def validate_hyperparams(hp: Any, config: CourseConfig) -> tuple[dict[str, float] | None, str]:
     """The student's HYPERPARAMS within the course bounds, or why not."""
@@ -51,7 +48,6 @@ def validate_hyperparams(hp: Any, config: CourseConfig) -> tuple[dict[str, float
             return None, f"HYPERPARAMS[{key!r}] = {value:g} is outside the allowed range [{lo:g}, {hi:g}]"
         out[key] = value
     return out, ""
-
 
 @dataclass
 class Run:
@@ -101,10 +97,8 @@ class Run:
             return used <= self.budget
         return handle
 
-
 def run(ctx: Context, data, budget: float, budget_statement: str, seed: int | None = None) -> list[CheckResult]:
     """``data``: the parent's MNIST (autograder.mnist.MNIST); only the train split's paths reach the worker."""
-    from ..mnist import split_paths
 
     points = ctx.config.rubric["training"]
     label = "MNIST test error within the time budget"
@@ -125,7 +119,8 @@ def run(ctx: Context, data, budget: float, budget_statement: str, seed: int | No
         eval_steps.append(epochs * steps_per_epoch)
     run_ = Run(tcfg.target_error, budget, data.test.X, data.test.y, data.valid.X, data.valid.y,
                int(hp["n_hidden"]), steps_per_epoch)
-    train_X, train_y = split_paths("train")
+    train = ctx.session.train_split()   # readable by the worker's user, wherever the project lives
+    train_X, train_y = train / "X.npy", train / "y.npy"
     args = {"train_X": str(train_X), "train_y": str(train_y), "n_hidden": int(hp["n_hidden"]),
             "learning_rate": float(hp["learning_rate"]), "batch_size": batch, "eval_steps": eval_steps,
             "seed": int(seed if seed is not None else ctx.config.seed("training"))}

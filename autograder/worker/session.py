@@ -25,6 +25,7 @@ from ..sandbox.cgroups import WorkerGroup
 from ..sandbox.launch import LaunchSpec, become_subreaper, descendants, kill_tree, start
 from ..sandbox.level import Isolation
 from ..sandbox.scratch import fresh_folder, remove_tree, write_new_file
+from ..sandbox.stage import harness_copy, training_split
 from .protocol import MAX_LINE, MAX_NPZ, changed, display_name, open_regular, parse_reply, read_npz
 
 __all__ = ["CONFINE", "HARNESS", "MAX_LINE", "MAX_NPZ", "Reply", "WorkerSession", "WorkerStartError", "parse_reply"]
@@ -89,6 +90,9 @@ class WorkerSession:
         self.events: list[str] = []  # what happened (timeouts, crashes, restarts), for the report
         self.scratch_used = False    # a worker ran in the current scratch: the next start gets a new one
         self._fresh_scratch()
+        # the harness runs from a copy every user can read: the project may sit in a closed home folder
+        self.harness = harness_copy(self.root, [HARNESS, CONFINE]) / HARNESS.name
+        self._train: Path | None = None
         become_subreaper()
         self.spared = frozenset(descendants(os.getpid()))
 
@@ -99,12 +103,18 @@ class WorkerSession:
         it: the user and rlimits levels.)"""
         if self._allowlist is None:
             if self.iso.bwrap or self.iso.landlock:
-                from ..mnist import mnist_dir
                 base = derive(self.iso.python, self.iso.uid, self.iso.gid)
-                self._allowlist = base.with_paths([HARNESS, CONFINE, mnist_dir() / "train"])
+                self._allowlist = base.with_paths([self.harness.parent, self.train_split()])
             else:
                 self._allowlist = Allowlist(())
         return self._allowlist
+
+    def train_split(self) -> Path:
+        """The folder holding the training split's X.npy and y.npy, readable by the worker's user."""
+        if self._train is None:
+            from ..mnist import mnist_dir
+            self._train = training_split(mnist_dir() / "train", self.iso.uid is not None)
+        return self._train
 
     def _fresh_scratch(self) -> None:
         """A new scratch folder and a new copy of the submission for this start: nothing the previous
@@ -138,7 +148,7 @@ class WorkerSession:
         self.group = cgroups.create(lim.memory_mib * 1024**2, lim.processes) if self.iso.cgroups else None
         if self.iso.cgroups and self.group is None:
             raise WorkerStartError("the worker's cgroup could not be created; run `backprop-lab sandbox check`")
-        spec = LaunchSpec(scratch=self.scratch, harness=HARNESS, allowlist=self.allowlist(), limits=lim,
+        spec = LaunchSpec(scratch=self.scratch, harness=self.harness, allowlist=self.allowlist(), limits=lim,
                           group=self.group)
         try:
             self.proc = start(self.iso, spec)

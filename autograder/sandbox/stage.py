@@ -1,0 +1,80 @@
+"""Put what the worker needs where its user can read it, wherever the project is cloned.
+
+A checkout under a home folder (``/root/...``, ``/home/ta/...`` with mode 700) is closed to the sandbox
+user, so the worker could not read the harness or the training split there. The harness (two small
+files) is copied into each session's own folder; the training split, when its folder is not open to
+other users, is copied once per machine into the sandbox prefix (checked against the cache's
+manifest, installed with one rename) and reused.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import stat
+from pathlib import Path
+
+from .isolation import SANDBOX_PREFIX
+from .scratch import fresh_folder, write_new_file
+
+
+def open_to_others(path: Path) -> bool:
+    """Whether a user other than the owner can reach ``path``: every folder above it o+x and the
+    path itself o+r (o+rx for a folder)."""
+    path = Path(path).resolve()
+    try:
+        for parent in path.parents:
+            if not parent.stat().st_mode & stat.S_IXOTH:
+                return False
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    want = stat.S_IROTH | (stat.S_IXOTH if stat.S_ISDIR(mode) else 0)
+    return mode & want == want
+
+
+def harness_copy(root: Path, files: list[Path]) -> Path:
+    """Copies of ``files`` (harness.py, confine.py) in a new folder ``root/harness`` that every user
+    can read; ``root`` is the session's own folder (mode 0711, written by the grader only)."""
+    folder = fresh_folder(root, "harness", None, None, mode=0o755)
+    for path in files:
+        write_new_file(folder, path.name, path.read_bytes(), None, None, mode=0o644)
+    return folder
+
+
+def _manifest_key(train: Path) -> str:
+    """The sha256 of X.npy in the cache manifest (so a rebuilt cache is staged again)."""
+    try:
+        manifest = json.loads((train.parent / "manifest.json").read_text())
+        return manifest["files"]["train/X.npy"]["sha256"][:16]
+    except (OSError, ValueError, KeyError, TypeError):
+        st = (train / "X.npy").stat()
+        return f"{st.st_size}-{int(st.st_mtime)}"
+
+
+def training_split(train: Path, sandboxed_user: bool) -> Path:
+    """A folder with the training split's X.npy and y.npy that the worker's user can read: ``train``
+    itself when it is open to others (or the worker runs as the grader's user), else a copy under
+    the sandbox prefix, made once per machine and cache version."""
+    if not sandboxed_user or open_to_others(train / "X.npy"):
+        return train
+    if os.geteuid() != 0:
+        return train  # nothing better can be done without root; the worker start will say so
+    target = SANDBOX_PREFIX / "data" / _manifest_key(train) / "train"
+    if (target / "X.npy").is_file() and (target / "y.npy").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(target.parent, 0o755)
+    with open(target.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / "y.npy").is_file():
+            tmp = target.parent / f".train-{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(mode=0o755)
+            for name in ("X.npy", "y.npy"):
+                shutil.copyfile(train / name, tmp / name)
+                os.chmod(tmp / name, 0o644)
+            os.chmod(tmp, 0o755)
+            os.rename(tmp, target)
+    return target
