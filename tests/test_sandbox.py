@@ -99,8 +99,11 @@ def test_full_isolation_inside_the_worker():
     assert set(facts["env"]) <= set(worker_env(Path("/x"))) | {"PWD"}, facts["env"]  # bwrap --chdir sets PWD
     for hidden in ("solutions", "test", "valid", "git"):  # not part of the allowlist: absent
         assert facts[hidden] in ("FileNotFoundError", "PermissionError"), (hidden, facts[hidden])
-    assert facts["project"] == "PermissionError" or set(facts["project"]) <= {"autograder", "data"}, facts["project"]
-    assert {"X.npy", "y.npy"} <= set(facts["train"])
+    # the project is absent (a clone in a closed folder: harness and training split are staged copies),
+    # or shows only the folders leading to the harness and the training split
+    assert facts["project"] in ("PermissionError", "FileNotFoundError") or \
+        set(facts["project"]) <= {"autograder", "data"}, facts["project"]
+    assert facts["project"] == "FileNotFoundError" or {"X.npy", "y.npy"} <= set(facts["train"])
     assert facts["write_cwd"] and not (facts["write_tmp"] or facts["write_project"] or facts["write_root"])
 
 

@@ -144,12 +144,13 @@ def _bwrap_root(iso: Isolation, spec: LaunchSpec) -> list[str]:
     linked = {link for _, link in spec.allowlist.symlinks}
     for target, link in spec.allowlist.symlinks:
         argv += ["--symlink", target, link]
+    # the private mounts first: a bind below /tmp (the session's harness copy, scratch) goes on top
+    argv += ["--dev", "/dev", "--size", size, "--tmpfs", "/dev/shm", "--proc", "/proc", "--size", size, "--tmpfs", "/tmp"]
     for path in spec.allowlist.read_only:
         if "/" + path.parts[1] in linked:
             continue  # reached through a top-level symlink: its real path is listed as well
         argv += ["--ro-bind", str(path), str(path)]
-    argv += ["--dev", "/dev", "--size", size, "--tmpfs", "/dev/shm", "--proc", "/proc",
-             "--size", size, "--tmpfs", "/tmp", "--bind", str(spec.scratch), str(spec.scratch),
+    argv += ["--bind", str(spec.scratch), str(spec.scratch),
              "--remount-ro", "/", "--remount-ro", "/dev", "--remount-ro", "/tmp", "--chdir", str(spec.scratch), "--"]
     return argv
 
