@@ -68,11 +68,10 @@ def source_notebook(config: CourseConfig, tests: list[ReleaseTest]) -> nbformat.
         cells.append(_meta(nbformat.v4.new_markdown_cell(f"## {q.check_id} ({q.points:g} points)\n\n{q.prompt}"),
                            f"prompt_{q.check_id}", locked=True))
         for t in q.tests:
+            # Every test is a grade cell, the 0-point public self-checks too: `nbgrader validate` fails a
+            # grade cell worth 0 that raised, and ignores a failing cell that is merely locked.
             cell = nbformat.v4.new_code_cell(test_source(t))
-            if t.points > 0:
-                cells.append(_meta(cell, t.test_id, grade=True, locked=True, points=t.points))
-            else:  # a 0-point public self-check: read-only, not graded
-                cells.append(_meta(cell, t.test_id, locked=True))
+            cells.append(_meta(cell, t.test_id, grade=True, locked=True, points=t.points))
     nb.cells = cells
     return nb
 

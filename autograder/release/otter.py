@@ -10,6 +10,7 @@ Gradescope). ``otter grade`` needs Docker; ``otter run -a autograder.zip SUBMISS
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -106,8 +107,33 @@ def build_otter(config: CourseConfig, tests: list[ReleaseTest], dst: Path) -> li
     if len(zips) != 1:
         raise UserError(f"`otter assign` made {len(zips)} autograder zips in {dst / 'dist/autograder'}, expected 1")
     shutil.copyfile(zips[0], dst / "autograder.zip")
+    honest_student_tests(dst / "dist" / "student" / "tests", tests)
     (dst / "README.md").write_text(README.format(year=config.year, notebook=NOTEBOOK), encoding="utf-8")
     return sorted(str(p.relative_to(dst)) for p in dst.rglob("*") if p.is_file())
+
+
+#: how ``otter assign`` 7 writes a public 0-point test case into the student's tests/ files
+ZERO_POINT_PUBLIC = re.compile(r"@test_case\(points=0(?:\.0)?, hidden=False\)")
+
+
+def honest_student_tests(folder: Path, tests: list[ReleaseTest]) -> None:
+    """Make ``otter check`` fail when a public self-check fails.
+
+    ``otter check`` says "All tests passed!" when the points passed equal the points possible, so a
+    failing 0-point test (the public self-checks of gradients, minibatch, sgd_step and training)
+    went unnoticed. In the student's copy of the tests only (what ``otter check`` and
+    ``grader.check`` read; ``autograder.zip`` grades with its own copy, 0 points), each such test is
+    worth 1 point. Raises UserError when otter wrote them in a form this does not recognise.
+    """
+    expected = sum(1 for t in tests if not t.hidden and t.points == 0)
+    found = 0
+    for path in sorted(Path(folder).glob("*.py")):
+        text, n = ZERO_POINT_PUBLIC.subn("@test_case(points=1.0, hidden=False)", path.read_text(encoding="utf-8"))
+        found += n
+        path.write_text(text, encoding="utf-8")
+    if found != expected:
+        raise UserError(f"otter assign wrote {found} public 0-point test(s) into {folder}, expected {expected}; "
+                        "this otter version writes tests differently (see autograder/release/otter.py)")
 
 
 README = """# otter-grader version of the {year} release
