@@ -52,6 +52,7 @@ class Build:
     stage: Path | None = None
     copy: Path | None = None
     manifest: dict = field(default_factory=dict)
+    student_view: dict[str, bytes] = field(default_factory=dict)
     made: set[str] = field(default_factory=set)
 
 
@@ -141,8 +142,16 @@ def _nbgrader(b: Build) -> None:
     build_nbgrader(b.config, b.tests, b.stage / "nbgrader")
 
 
+def _student_view(b: Build) -> None:
+    from .studentview import student_view
+    b.progress("student view: nbgrader autograde + generate_feedback and otter run on gate subjects")
+    b.student_view = student_view(b.stage, b.config)
+
+
 def _leak_scan(b: Build) -> None:
+    from .hiddenscan import scan
     problems = student_facing_leaks(b.stage, secrets_of(b), b.tests)
+    problems += scan(student_files(b.stage) | b.student_view, b.tests)
     if problems:
         raise UserError("refusing to release: student-facing files would leak " + "; ".join(problems[:6]))
 
@@ -179,8 +188,11 @@ STEPS: tuple[Step, ...] = (
          "master notebook + bplab_checks.py, then the real `otter assign`"),
     Step("nbgrader", ("stage", "tests"), ("nbgrader",), _nbgrader, True,
          "nbgrader course source, then the real `nbgrader generate_assignment`"),
-    Step("leak-scan", ("handout.zip", "otter", "nbgrader"), ("scanned",), _leak_scan, True,
-         "every student-facing file: no solution line, no secret, no hidden expected values"),
+    Step("student-view", ("otter", "nbgrader"), ("student-view",), _student_view, True,
+         "what a student receives back: nbgrader feedback and otter results of failing gate subjects"),
+    Step("leak-scan", ("handout.zip", "otter", "nbgrader", "student-view"), ("scanned",), _leak_scan, True,
+         "every student-facing file and the student view: no solution line, no secret, no hidden value "
+         "(raw, in decoded base64 blobs, or as numbers)"),
     Step("publish", ("scanned", "autograder", "gradescope/autograder.zip"), ("dist",), _publish, True,
          "release.json and gate.txt, then the staging folder replaces --out in one rename"),
 )
@@ -226,14 +238,20 @@ def secrets_of(b: Build) -> list[str]:
 def student_facing_leaks(stage: Path, secrets: list[str], tests: list[ReleaseTest]) -> list[str]:
     """Leaks in handout.zip, otter's student folder and nbgrader's release folder."""
     from . import nbchecks
-    from .handout import leaks_in_files, zip_files
-    from .zipping import folder_files
+    from .handout import leaks_in_files
     hidden = [nbchecks.pack(t.data) for t in tests if t.hidden]
+    return leaks_in_files(student_files(stage), secrets, forbidden=hidden)
+
+
+def student_files(stage: Path) -> dict[str, bytes]:
+    """handout.zip's files, otter's student folder and nbgrader's release folder: {name: bytes}."""
+    from .handout import zip_files
+    from .zipping import folder_files
     files = {f"handout.zip:{k}": v for k, v in zip_files(stage / "handout.zip").items()}
     for folder in (stage / "otter" / "dist" / "student", stage / "nbgrader" / "release"):
         if folder.is_dir():
             files.update({f"{folder.relative_to(stage)}/{k}": v for k, v in folder_files(folder).items()})
-    return leaks_in_files(files, secrets, forbidden=hidden)
+    return files
 
 
 def manifest(b: Build) -> dict:

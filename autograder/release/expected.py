@@ -224,6 +224,14 @@ def to_arrays(tests: list[ReleaseTest], config: CourseConfig) -> dict[str, np.nd
     return arrays
 
 
+def save_hidden(path: Path, tests: list[ReleaseTest]) -> None:
+    """The hidden tests' arrays (``<test id>/<name>``) that ``bplab_checks.hidden`` reads at grading time."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{f"{t.test_id}/{k}": v for t in tests if t.hidden for k, v in t.data.items()})
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(buf.getvalue())
+
+
 def save_expected(path: Path, tests: list[ReleaseTest], config: CourseConfig) -> None:
     buf = io.BytesIO()
     np.savez_compressed(buf, **to_arrays(tests, config))

@@ -12,6 +12,7 @@ V (n_out, n_hidden), c (n_out,), probs (N, n_out).
 """
 import base64
 import io
+import os
 
 import numpy as np
 
@@ -33,6 +34,30 @@ def unpack(text):
     """The inverse of :func:`pack`: ``{name: array}``, loaded with ``allow_pickle=False``."""
     with np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
+
+
+#: the instructor-side file of hidden cases: this variable, else a file of this name next to this module
+HIDDEN_ENV = "BPLAB_HIDDEN"
+HIDDEN_FILE = "bplab_hidden.npz"
+
+
+def hidden(test_id):
+    """The arrays of one hidden test, read at grading time from the instructor-side hidden file.
+
+    Hidden cases are never written into a notebook cell (feedback and tracebacks show cell sources):
+    nbgrader's config points ``BPLAB_HIDDEN`` at ``hidden/<assignment>.npz`` of the course, otter's
+    autograder.zip carries ``bplab_hidden.npz`` next to this module. Keys are ``<test id>/<name>``.
+    """
+    path = os.environ.get(HIDDEN_ENV) or os.path.join(os.path.dirname(os.path.abspath(__file__)), HIDDEN_FILE)
+    if not os.path.isfile(path):
+        raise AssertionError(f"hidden test {test_id}: the hidden cases file {path} is missing (instructors: "
+                             f"set {HIDDEN_ENV} to the release's hidden .npz); this test cannot run here")
+    prefix = f"{test_id}/"
+    with np.load(path, allow_pickle=False) as data:
+        found = {k[len(prefix):]: data[k] for k in data.files if k.startswith(prefix)}
+    if not found:
+        raise AssertionError(f"hidden test {test_id}: not in {path} (a file of another release?)")
+    return found
 
 
 def cases(data, prefix="case"):

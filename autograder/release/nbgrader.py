@@ -19,7 +19,7 @@ import nbformat
 from ..config import CourseConfig
 from ..errors import UserError
 from . import nbchecks
-from .expected import ReleaseTest
+from .expected import ReleaseTest, save_hidden
 from .tooling import tool_command
 from .notebook import CHECKS_MODULE, NOTEBOOK, intro, module_cells, questions
 
@@ -48,8 +48,11 @@ def _meta(cell, grade_id: str, *, solution=False, grade=False, locked=False, poi
 
 
 def test_source(test: ReleaseTest) -> str:
-    body = [f"data = {CHECKS_MODULE}.unpack({json.dumps(nbchecks.pack(test.data))})",
-            test.call(CHECKS_MODULE, "data")]
+    if test.hidden:  # the values stay in the instructor-side hidden file (feedback shows cell sources)
+        body = [f"data = {CHECKS_MODULE}.hidden({json.dumps(test.test_id)})", test.call(CHECKS_MODULE, "data")]
+    else:
+        body = [f"data = {CHECKS_MODULE}.unpack({json.dumps(nbchecks.pack(test.data))})",
+                test.call(CHECKS_MODULE, "data")]
     if test.hidden:
         body = ["### BEGIN HIDDEN TESTS"] + body + ["### END HIDDEN TESTS"]
     return "\n".join([f"# {test.check_id}: {test.label}", f"import {CHECKS_MODULE}"] + body)
@@ -76,7 +79,13 @@ def source_notebook(config: CourseConfig, tests: list[ReleaseTest]) -> nbformat.
     return nb
 
 
-CONFIG = """c = get_config()
+CONFIG = """import os
+import pathlib
+
+c = get_config()
+# The hidden cases live outside source/ and release/ (never in a cell, never released); the grading
+# kernel reads them through this variable (bplab_checks.hidden).
+os.environ.setdefault("BPLAB_HIDDEN", str(pathlib.Path(__file__).resolve().parent / "hidden" / {hidden!r}))
 c.CourseDirectory.course_id = {course!r}
 c.CourseDirectory.root = "."
 # the synthetic training test trains a small network; give it time beyond the 30 s default
@@ -102,7 +111,9 @@ def build_nbgrader(config: CourseConfig, tests: list[ReleaseTest], dst: Path) ->
     source.mkdir(parents=True, exist_ok=True)
     nbformat.write(source_notebook(config, tests), source / NOTEBOOK)
     shutil.copyfile(Path(nbchecks.__file__), source / f"{CHECKS_MODULE}.py")
-    (dst / "nbgrader_config.py").write_text(CONFIG.format(course=f"{aid}-{config.year}"), encoding="utf-8")
+    (dst / "nbgrader_config.py").write_text(CONFIG.format(course=f"{aid}-{config.year}", hidden=f"{aid}.npz"),
+                                            encoding="utf-8")
+    save_hidden(dst / "hidden" / f"{aid}.npz", tests)
     proc = run_nbgrader(["generate_assignment", aid, "--force"], dst)
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-12:])
@@ -126,8 +137,11 @@ nbgrader generate_feedback {aid}
 nbgrader export                           # grades.csv
 ```
 
-One locked grade cell per test, with the grader's points; the expected values of hidden cases are
-inside `### BEGIN HIDDEN TESTS` blocks only. The training test trains on a synthetic stand-in for
+One locked grade cell per test, with the grader's points (the public self-checks are grade cells
+worth 0, so `nbgrader validate` fails them). The hidden cases and their expected values are in
+`hidden/{aid}.npz` only, read at grading time through `BPLAB_HIDDEN` (set by `nbgrader_config.py`);
+no cell holds them, so feedback cannot show them. If you copy `source/{aid}/` into another course,
+copy `hidden/{aid}.npz` too and set `BPLAB_HIDDEN` to it. The training test trains on a synthetic stand-in for
 MNIST (no time budget). nbgrader runs student code unsandboxed, one notebook at a time; the
 backprop-lab grader (`../gradescope/`, `../autograder/`) is the sandboxed one.
 """

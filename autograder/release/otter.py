@@ -10,9 +10,11 @@ Gradescope). ``otter grade`` needs Docker; ``otter run -a autograder.zip SUBMISS
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 
 import nbformat
@@ -21,7 +23,7 @@ import yaml
 from ..config import CourseConfig
 from ..errors import UserError
 from . import nbchecks
-from .expected import ReleaseTest
+from .expected import ReleaseTest, save_hidden
 from .tooling import tool_command
 from .notebook import CHECKS_MODULE, NOTEBOOK, intro, module_cells, questions
 
@@ -48,12 +50,14 @@ def _kernel_metadata(nb: nbformat.NotebookNode) -> None:
 def test_cell(test: ReleaseTest) -> str:
     """An exception-based otter test: config block, one test function (args from the notebook), its call."""
     name = f"test_{test.test_id}"
+    data = (f"{CHECKS_MODULE}.hidden({json.dumps(test.test_id)})" if test.hidden  # values: bplab_hidden.npz
+            else f"{DATA}({json.dumps(nbchecks.pack(test.data))})")
     config = yaml.safe_dump({"points": float(test.points), "hidden": bool(test.hidden)}, sort_keys=True).strip()
     return "\n".join([
         '""" # BEGIN TEST CONFIG', config, '""" # END TEST CONFIG',
         f"def {name}({', '.join(test.args)}):",
         f"    import {CHECKS_MODULE}",
-        f"    data = {DATA}({json.dumps(nbchecks.pack(test.data))})",
+        f"    data = {data}",
         f"    {test.call(CHECKS_MODULE, 'data')}",
         "", f"{name}({', '.join(test.args)})"])
 
@@ -88,9 +92,9 @@ def otter_command() -> list[str]:
                         "`otter assign`: pip install 'otter-grader==7.*' (or pip install -e '.[test]')")
 
 
-def run_otter(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    proc = subprocess.run(otter_command() + args, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    return proc
+def run_otter(args: list[str], cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    full = None if env is None else {**os.environ, **env}
+    return subprocess.run(otter_command() + args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full)
 
 
 def build_otter(config: CourseConfig, tests: list[ReleaseTest], dst: Path) -> list[str]:
@@ -99,13 +103,18 @@ def build_otter(config: CourseConfig, tests: list[ReleaseTest], dst: Path) -> li
     dst.mkdir(parents=True, exist_ok=True)
     nbformat.write(master_notebook(config, tests), dst / NOTEBOOK)
     shutil.copyfile(Path(nbchecks.__file__), dst / f"{CHECKS_MODULE}.py")
-    proc = run_otter(["assign", "-v", NOTEBOOK, "dist"], cwd=dst)
+    hidden = dst / nbchecks.HIDDEN_FILE  # instructor-side; otter assign's own test run reads it via the env
+    save_hidden(hidden, tests)
+    proc = run_otter(["assign", "-v", NOTEBOOK, "dist"], cwd=dst, env={nbchecks.HIDDEN_ENV: str(hidden)})
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-12:])
         raise UserError(f"`otter assign` failed on the master notebook (exit {proc.returncode}):\n{tail}")
     zips = sorted((dst / "dist" / "autograder").glob("*.zip"))
     if len(zips) != 1:
         raise UserError(f"`otter assign` made {len(zips)} autograder zips in {dst / 'dist/autograder'}, expected 1")
+    with zipfile.ZipFile(zips[0], "a") as zf:  # files/ is copied next to the submission, by bplab_checks.py
+        zf.write(hidden, f"files/{nbchecks.HIDDEN_FILE}")
+    hidden.unlink()
     shutil.copyfile(zips[0], dst / "autograder.zip")
     honest_student_tests(dst / "dist" / "student" / "tests", tests)
     (dst / "README.md").write_text(README.format(year=config.year, notebook=NOTEBOOK), encoding="utf-8")
