@@ -130,3 +130,18 @@ def test_round_trip_field_by_field(tmp_path):
 
 def test_the_project_course_toml_loads():
     assert load_config() == CourseConfig()
+
+
+def test_release_without_the_tools_says_so_in_one_line(monkeypatch, capsys, tmp_path):
+    """`release` stops before the gate, with exit 2 and one line naming the install."""
+    import importlib.util
+    import shutil
+
+    from autograder.cli import main
+    real_find = importlib.util.find_spec
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a, **k: None if name in ("otter", "nbgrader") else real_find(name, *a, **k))
+    assert main(["release", "--year", "2027", "--out", str(tmp_path / "dist")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "otter-grader is not installed" in err and ".[release]" in err
