@@ -83,7 +83,8 @@ def _pick(names: list[str], where: str) -> str:
         if hits:
             return hits[0]
     notebooks = [n for n in visible if n.endswith(".ipynb") and ".ipynb_checkpoints" not in n]
-    pys = [n for n in visible if n.endswith(".py") and not base(n).startswith("test_") and base(n) != "conftest.py"]
+    pys = [n for n in visible if n.endswith(".py") and not base(n).startswith("test_")
+           and base(n) not in ("conftest.py", "bplab_checks.py")]  # bplab_checks.py: otter/nbgrader's checks
     if len(notebooks) == 1 and not pys:
         return notebooks[0]
     if len(pys) == 1:

@@ -53,6 +53,9 @@ class Build:
     copy: Path | None = None
     manifest: dict = field(default_factory=dict)
     student_view: dict[str, bytes] = field(default_factory=dict)
+    recorded: dict[tuple[str, str], float] = field(default_factory=dict)
+    tamper_sources: dict[str, str] = field(default_factory=dict)
+    tampering: list[str] = field(default_factory=list)
     made: set[str] = field(default_factory=set)
 
 
@@ -143,9 +146,24 @@ def _nbgrader(b: Build) -> None:
 
 
 def _student_view(b: Build) -> None:
-    from .studentview import student_view
-    b.progress("student view: nbgrader autograde + generate_feedback and otter run on gate subjects")
-    b.student_view = student_view(b.stage, b.config)
+    from .studentview import student_view, subject_sources
+    from .tampering import tamper_sources
+    b.progress("student view: nbgrader autograde + generate_feedback and otter run on gate and tampering subjects")
+    b.tamper_sources = tamper_sources(b.config, b.skeleton)
+    view = student_view(b.stage, b.config, subject_sources(b.config) | b.tamper_sources)
+    b.student_view, b.recorded = view.files, view.scores
+
+
+def _tampering(b: Build) -> None:
+    from .tampering import sandboxed_scores, tamper_rows
+    rows = tamper_rows({k: v for k, v in b.recorded.items() if k[1] in b.tamper_sources},
+                       sandboxed_scores(b.config, b.stage, b.tamper_sources))
+    b.tampering = [r.text() for r in rows]
+    for line in b.tampering:
+        b.progress(f"tampering: {line}")
+    bad = [r.text() for r in rows if not r.ok]
+    if bad:
+        raise UserError("refusing to release: tampering would earn unnoticed credit: " + "; ".join(bad))
 
 
 def _leak_scan(b: Build) -> None:
@@ -158,7 +176,7 @@ def _leak_scan(b: Build) -> None:
 
 def _publish(b: Build) -> None:
     files = sorted(p for p in b.stage.rglob("*") if p.is_file())
-    top = dict(b.manifest, artifacts={str(p.relative_to(b.stage)): _sha256(p) for p in files
+    top = dict(b.manifest, tampering=b.tampering, artifacts={str(p.relative_to(b.stage)): _sha256(p) for p in files
                                       if p.relative_to(b.stage).parts[0] in ("handout.zip", "gradescope")})
     (b.stage / "release.json").write_text(json.dumps(top, indent=2) + "\n", encoding="utf-8")
     (b.stage / "gate.txt").write_text(gate_text(b.gate), encoding="utf-8")
@@ -190,7 +208,10 @@ STEPS: tuple[Step, ...] = (
          "nbgrader course source, then the real `nbgrader generate_assignment`"),
     Step("student-view", ("otter", "nbgrader"), ("student-view",), _student_view, True,
          "what a student receives back: nbgrader feedback and otter results of failing gate subjects"),
-    Step("leak-scan", ("handout.zip", "otter", "nbgrader", "student-view"), ("scanned",), _leak_scan, True,
+    Step("tampering", ("student-view",), ("tampering-checked",), _tampering, True,
+         "each tampering subject (checks module, numpy, builtins.__import__ patched from a cell) scores 0 in "
+         "otter and nbgrader or is flagged: recorded above the sandboxed grader's score"),
+    Step("leak-scan", ("handout.zip", "otter", "nbgrader", "student-view", "tampering-checked"), ("scanned",), _leak_scan, True,
          "every student-facing file and the student view: no solution line, no secret, no hidden value "
          "(raw, in decoded base64 blobs, or as numbers)"),
     Step("publish", ("scanned", "autograder", "gradescope/autograder.zip"), ("dist",), _publish, True,

@@ -96,7 +96,7 @@ c.ExecutePreprocessor.timeout = 120
 def nbgrader_command() -> list[str]:
     return tool_command("nbgrader", "nbgrader", "nbgrader is not installed, and the release checks nbgrader/ "
                         "with `nbgrader generate_assignment`: pip install 'nbgrader==0.9.*' (or pip install -e "
-                        "'.[test]')")
+                        "'.[release]')")
 
 
 def run_nbgrader(args: list[str], course: Path, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -89,7 +89,7 @@ def master_notebook(config: CourseConfig, tests: list[ReleaseTest]) -> nbformat.
 
 def otter_command() -> list[str]:
     return tool_command("otter", "otter", "otter-grader is not installed, and the release builds otter/ with "
-                        "`otter assign`: pip install 'otter-grader==7.*' (or pip install -e '.[test]')")
+                        "`otter assign`: pip install 'otter-grader==7.*' (or pip install -e '.[release]')")
 
 
 def run_otter(args: list[str], cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import CourseConfig
@@ -40,9 +41,15 @@ def _run_nbgrader(args: list[str], course: Path) -> None:
                         f"{_tail(proc)}")
 
 
-def nbgrader_view(built: Path, config: CourseConfig, sources: dict[str, str], work: Path) -> dict[str, bytes]:
-    """Autograde ``sources`` in a copy of the nbgrader course ``built`` and return its feedback files."""
-    from .nbgrader import assignment_id
+@dataclass
+class StudentView:
+    files: dict[str, bytes] = field(default_factory=dict)            # what students get back
+    scores: dict[tuple[str, str], float] = field(default_factory=dict)  # (otter|nbgrader, subject) -> total
+
+
+def nbgrader_view(built: Path, config: CourseConfig, sources: dict[str, str], work: Path) -> StudentView:
+    """Autograde ``sources`` in a copy of the nbgrader course ``built``: feedback files and totals."""
+    from .nbgrader import assignment_id, scores_from_gradebook
     from .otter import submission_notebook
     aid = assignment_id(config)
     course = Path(work) / "nbgrader-course"
@@ -59,12 +66,13 @@ def nbgrader_view(built: Path, config: CourseConfig, sources: dict[str, str], wo
     files = {f"nbgrader feedback/{k}": v for k, v in folder_files(feedback).items()} if feedback.is_dir() else {}
     if len(files) < len(sources):
         raise UserError(f"`nbgrader generate_feedback` wrote {len(files)} file(s) for {len(sources)} subjects")
-    return files
+    scores = {("nbgrader", s): round(sum(scores_from_gradebook(course, aid, s).values()), 4) for s in sources}
+    return StudentView(files, scores)
 
 
-def otter_view(otter_dir: Path, sources: dict[str, str], work: Path) -> dict[str, bytes]:
-    """``otter run`` each of ``sources`` against ``otter_dir/autograder.zip``: results.json and output."""
-    from .otter import run_otter, submission_notebook
+def otter_view(otter_dir: Path, sources: dict[str, str], work: Path) -> StudentView:
+    """``otter run`` each of ``sources`` against ``otter_dir/autograder.zip``: results.json, output, totals."""
+    from .otter import results_by_question, run_otter, submission_notebook
     student_nb = Path(otter_dir) / "dist" / "student" / NOTEBOOK
 
     def one(name: str) -> dict[str, bytes]:
@@ -74,18 +82,26 @@ def otter_view(otter_dir: Path, sources: dict[str, str], work: Path) -> dict[str
         proc = run_otter(["run", "-a", str(Path(otter_dir) / "autograder.zip"), "-o", "out", NOTEBOOK], folder)
         if proc.returncode != 0 or not (folder / "out" / "results.json").is_file():
             raise UserError(f"`otter run` failed on the gate subject {name} (exit {proc.returncode}):\n{_tail(proc)}")
-        return {f"otter {name}/{k}": v for k, v in folder_files(folder / "out").items()} | {
+        files = {f"otter {name}/{k}": v for k, v in folder_files(folder / "out").items()} | {
             f"otter {name}/stdout": (proc.stdout + proc.stderr).encode()}
+        return StudentView(files, {("otter", name): round(sum(results_by_question(folder / "out" / "results.json")
+                                                              .values()), 4)})
 
+    view = StudentView()
     with ThreadPoolExecutor(2) as pool:
-        return {k: v for part in pool.map(one, sources) for k, v in part.items()}
+        for part in pool.map(one, sources):
+            view.files.update(part.files)
+            view.scores.update(part.scores)
+    return view
 
 
-def student_view(stage: Path, config: CourseConfig, sources: dict[str, str] | None = None) -> dict[str, bytes]:
-    """Every file a student would receive back from the staged otter/ and nbgrader/ versions."""
+def student_view(stage: Path, config: CourseConfig, sources: dict[str, str] | None = None) -> StudentView:
+    """Every file a student would receive back from the staged otter/ and nbgrader/ versions, and the
+    total each tool recorded per subject."""
     sources = sources or subject_sources(config)
     with tempfile.TemporaryDirectory(prefix="backprop-lab-student-view-") as work:
         with ThreadPoolExecutor(2) as pool:
             nb = pool.submit(nbgrader_view, Path(stage) / "nbgrader", config, sources, Path(work))
             ot = pool.submit(otter_view, Path(stage) / "otter", sources, Path(work))
-            return nb.result() | ot.result()
+            a, b = nb.result(), ot.result()
+    return StudentView(a.files | b.files, a.scores | b.scores)
