@@ -3,7 +3,6 @@ or is flagged; `crosscheck` regrades a class in the sandbox and flags exactly th
 from __future__ import annotations
 
 import csv
-import json
 
 import pytest
 
