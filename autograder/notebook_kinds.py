@@ -5,7 +5,8 @@ Three notebooks of this project are not plain "all my code" notebooks:
 - the otter-grader and nbgrader versions of a release: their grading cells (``otter`` init and
   ``grader.check`` cells, nbgrader's locked test cells calling ``bplab_checks``) are not the
   student's code and import modules the sandbox does not have; the implementation is in the cells
-  marked ``metadata.backprop_lab.role`` = ``implementation`` / ``helpers`` (kept by Jupyter), or,
+  marked ``metadata.backprop_lab.role`` = ``implementation`` / ``helpers`` / ``extensions`` (kept by
+  Jupyter), or,
   when that metadata was lost, in every cell that is not a grading cell;
 - the handout's walkthrough notebook (``assignment/backprop_lab.ipynb``): it imports the student's
   ``mlp.py`` rather than holding it. If it defines the graded functions itself, those cells are
@@ -20,7 +21,7 @@ import re
 
 from .errors import SubmissionError
 
-ROLES = ("implementation", "helpers")
+ROLES = ("implementation", "helpers", "extensions")
 #: functions a submission is graded on (core, then the optional extensions of solutions/extensions.py)
 GRADED_FUNCTIONS = ("init_params", "forward", "backward", "sgd_step", "l2_penalty", "l2_penalty_grads",
                     "early_stopping", "dropout_forward", "dropout_backward")

@@ -114,7 +114,11 @@ unset BACKPROP_LAB_COURSE __SECRET_ENV__
 export BACKPROP_LAB_AUTOGRADER_ROOT="$ROOT"
 export PYTHONPATH="$SRC/__COPY__"
 cd "$ROOT"
-exec "$PY" -P -m autograder.release.gradescope_run
+if "$PY" -P -c "" >/dev/null 2>&1; then
+  exec "$PY" -P -m autograder.release.gradescope_run
+fi
+# Python 3.10 (Ubuntu 22.04) has no -P: drop the current folder from sys.path by hand
+exec "$PY" -c '__NO_CWD__; runpy.run_module("autograder.release.gradescope_run", run_name="__main__", alter_sys=True)'
 """
 
 LOCAL_WRAPPER = r"""#!/usr/bin/env bash
@@ -132,12 +136,21 @@ else
   unset __SECRET_ENV__
 fi
 export PYTHONPATH="$HERE/__COPY__"
-exec "${BACKPROP_LAB_PYTHON:-python3}" -P -m autograder.cli "$@"
+PY="${BACKPROP_LAB_PYTHON:-python3}"
+if "$PY" -P -c "" >/dev/null 2>&1; then
+  exec "$PY" -P -m autograder.cli "$@"
+fi
+# Python 3.10 has no -P: drop the current folder from sys.path by hand
+exec "$PY" -c '__NO_CWD__; runpy.run_module("autograder.cli", run_name="__main__", alter_sys=True)' "$@"
 """
 
 
+#: what ``python -P`` does, for Pythons before 3.11: sys.path[0] (the current folder under -c) removed
+NO_CWD = 'import sys, runpy; del sys.path[0]; sys.argv[0] = "backprop-lab"'
+
+
 def _fill(template: str) -> str:
-    return (template.replace("__COPY__", COPY).replace("__SECRET_ENV__", RELEASE_SECRET_ENV)
+    return (template.replace("__NO_CWD__", NO_CWD).replace("__COPY__", COPY).replace("__SECRET_ENV__", RELEASE_SECRET_ENV)
             .replace("__SECRET__", SECRET_FILE))
 
 

@@ -21,7 +21,7 @@ from ..errors import UserError
 from . import nbchecks
 from .expected import ReleaseTest, save_hidden
 from .tooling import tool_command
-from .notebook import CHECKS_MODULE, NOTEBOOK, intro, module_cells, questions
+from .notebook import CHECKS_MODULE, NOTEBOOK, extension_cell, intro, module_cells, questions
 
 SCHEMA = 3
 
@@ -67,6 +67,10 @@ def source_notebook(config: CourseConfig, tests: list[ReleaseTest]) -> nbformat.
                    "implementation", solution=True),
              _meta(nbformat.v4.new_code_cell(helpers, metadata={"backprop_lab": {"role": "helpers"}}),
                    "helpers", solution=True)]
+    extensions = extension_cell(config, NbgraderMarkers())
+    if extensions is not None:
+        cells.append(_meta(nbformat.v4.new_code_cell(extensions, metadata={"backprop_lab": {"role": "extensions"}}),
+                           "extensions", solution=True))
     for q in questions(config, tests):
         cells.append(_meta(nbformat.v4.new_markdown_cell(f"## {q.check_id} ({q.points:g} points)\n\n{q.prompt}"),
                            f"prompt_{q.check_id}", locked=True))

@@ -25,7 +25,7 @@ from ..errors import UserError
 from . import nbchecks
 from .expected import ReleaseTest, save_hidden
 from .tooling import tool_command
-from .notebook import CHECKS_MODULE, NOTEBOOK, intro, module_cells, questions
+from .notebook import CHECKS_MODULE, NOTEBOOK, extension_cell, intro, module_cells, questions
 
 DATA = f"{CHECKS_MODULE}.unpack"
 
@@ -77,6 +77,9 @@ def master_notebook(config: CourseConfig, tests: list[ReleaseTest]) -> nbformat.
     cells = [nbformat.v4.new_raw_cell(assignment_config(config)), nbformat.v4.new_markdown_cell(intro(config)),
              nbformat.v4.new_code_cell(implementation, metadata={"backprop_lab": {"role": "implementation"}}),
              nbformat.v4.new_code_cell(helpers, metadata={"backprop_lab": {"role": "helpers"}})]
+    extensions = extension_cell(config, OtterMarkers())
+    if extensions is not None:
+        cells.append(nbformat.v4.new_code_cell(extensions, metadata={"backprop_lab": {"role": "extensions"}}))
     for q in questions(config, tests):
         cells += [nbformat.v4.new_raw_cell(f"# BEGIN QUESTION\nname: {q.check_id}\n"),
                   nbformat.v4.new_markdown_cell(f"## {q.check_id} ({q.points:g} points)\n\n{q.prompt}"),
@@ -169,6 +172,8 @@ def submission_notebook(student_nb: Path, source: str, out: Path) -> None:
         raise ValueError(f"{student_nb}: no implementation/helpers cells (metadata backprop_lab.role)")
     roles["implementation"].source = source
     roles["helpers"].source = "# (everything is in the cell above)"
+    if "extensions" in roles:
+        roles["extensions"].source = "# (the extensions, if any, are in the implementation cell)"
     nbformat.write(nb, out)
 
 
