@@ -54,6 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("--dry-run", action="store_true", help="run the gate only")
     _add_activation(release)
 
+    cross = sub.add_parser("crosscheck", help="regrade otter/nbgrader/Gradescope submissions in the sandbox "
+                                              "and flag recorded scores above the sandboxed ones")
+    cross.add_argument("submissions")
+    cross.add_argument("--recorded", required=True,
+                       help="nbgrader's grades.csv, otter's final_grades.csv or a Gradescope grades CSV")
+    cross.add_argument("--out", required=True, help="folder for crosscheck.csv (and the sandboxed results)")
+    cross.add_argument("--tolerance", type=float, default=0.5, help="points a recorded score may exceed by")
+    cross.add_argument("--assignment", default=None, help="nbgrader assignment id, when grades.csv has several")
+    cross.add_argument("--jobs", type=int, default=None)
+
     sandbox = sub.add_parser("sandbox", help="prepare and report the isolation level")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True, metavar="ACTION")
     sandbox_sub.add_parser("setup", help="install bubblewrap, create the sandbox user and its Python")
@@ -110,6 +120,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "release":
         from .release.build import cli_release
         return cli_release(args)
+    if args.command == "crosscheck":
+        from .release.crosscheck import cli_crosscheck
+        return cli_crosscheck(args)
     if args.command == "sandbox":
         from .sandbox.setup import cli_sandbox
         return cli_sandbox(args)

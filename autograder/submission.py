@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from .errors import SubmissionError
+from .notebook_kinds import select_cells
 
 MAX_SOURCE_BYTES = 2 * 1024**2        # an mlp.py larger than this is not a real answer
 MAX_ZIP_MEMBERS = 2000
@@ -35,10 +36,9 @@ def notebook_to_source(text: str, name: str) -> tuple[str, list[str]]:
     cells = nb.get("cells") if isinstance(nb, dict) else None
     if not isinstance(cells, list):
         raise SubmissionError(f"{name} has no notebook cells; submit mlp.py instead")
+    cells, kind_notes = select_cells(cells, name)  # otter/nbgrader/handout notebooks: only the implementation
     parts, dropped = [], 0
     for cell in cells:
-        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
-            continue
         src = cell.get("source", "")
         src = "".join(src) if isinstance(src, list) else str(src)
         lines = []
@@ -49,7 +49,7 @@ def notebook_to_source(text: str, name: str) -> tuple[str, list[str]]:
             else:
                 lines.append(line)
         parts.append("\n".join(lines))
-    notes = [f"graded the code cells of notebook {name}"]
+    notes = kind_notes or [f"graded the code cells of notebook {name}"]
     if dropped:
         notes.append(f"{dropped} IPython magic/shell line(s) (starting with % or !) were dropped")
     return "\n\n".join(parts) + "\n", notes
@@ -83,7 +83,8 @@ def _pick(names: list[str], where: str) -> str:
         if hits:
             return hits[0]
     notebooks = [n for n in visible if n.endswith(".ipynb") and ".ipynb_checkpoints" not in n]
-    pys = [n for n in visible if n.endswith(".py") and not base(n).startswith("test_") and base(n) != "conftest.py"]
+    pys = [n for n in visible if n.endswith(".py") and not base(n).startswith("test_")
+           and base(n) not in ("conftest.py", "bplab_checks.py")]  # bplab_checks.py: otter/nbgrader's checks
     if len(notebooks) == 1 and not pys:
         return notebooks[0]
     if len(pys) == 1:

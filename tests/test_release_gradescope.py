@@ -203,3 +203,71 @@ def test_an_unusable_submission_still_gets_a_results_json(release):
     assert data["score"] == 0
     assert data["extra_data"]["status"] == "unusable_submission"
     assert "could not be graded" in data["tests"][0]["output"]
+
+
+# ---- the readable summary and Python 3.10 (Ubuntu 22.04, Gradescope's default image) -------------------
+def test_results_json_summary_is_markdown_with_the_diagnosis(release):
+    _, _, _, root = release
+    data, _ = run_gradescope(root, {"notes.txt": "I did not do it"})
+    assert data["output_format"] == "md" and data["test_output_format"] == "text"
+    assert data["output"].startswith("## Score 0 / 100") and "| forward | 0 | 15 | **to fix** |" in data["output"]
+    assert "### What to fix" in data["output"] and "`unusable\\_submission`" in data["output"]
+
+
+def test_summary_escapes_student_text():
+    from autograder.release.gradescope_summary import summary_markdown
+    data = {"score": 1, "max_score": 2, "output": "", "tests": [
+        {"name": "forward: toy", "score": 0, "max_score": 1, "status": "failed", "tags": ["shape"],
+         "output": "forward raised ValueError: <img src=x onerror=alert(1)> **bold** [link](http://x)"},
+        {"name": "forward: big", "score": 1, "max_score": 1, "status": "passed", "output": ""}]}
+    text = summary_markdown(data)
+    assert "<img" not in text and "&lt;img" in text and "\\*\\*bold\\*\\*" in text and "\\[link\\]" in text
+    assert "| forward | 1 | 2 | **to fix** |" in text
+
+
+def _python(version: str) -> str | None:
+    """An interpreter of ``version`` (pyenv's or the system's), or None."""
+    for pattern in (f"/root/.pyenv/versions/{version}.*/bin/python{version}", f"/usr/bin/python{version}"):
+        found = sorted(Path("/").glob(pattern.lstrip("/")))
+        if found and found[-1].is_file():
+            return str(found[-1])
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version", ["3.10", "3.11"])
+def test_setup_and_grading_on_a_fresh_root(release, version):
+    """setup.sh's venv part with Python 3.10 (Ubuntu 22.04's) or 3.11 in a fresh fake root (apt, users
+    and /opt are left alone: BACKPROP_LAB_SETUP_ONLY_VENV), then run_autograder grades with that venv."""
+    if _python(version) is None:
+        pytest.skip(f"no Python {version} on this machine")
+    _, zip_path, _, _ = release
+    work = Path(tempfile.mkdtemp(prefix="bplab-gs310-", dir=_outside_tmp()))
+    work.chmod(0o755)
+    try:
+        root = work / "autograder"
+        (root / "source").mkdir(parents=True)
+        extract_zip(zip_path, root / "source")
+        env = grader_env(BACKPROP_LAB_AUTOGRADER_ROOT=str(root), BACKPROP_LAB_SETUP_ONLY_VENV="1",
+                         BACKPROP_LAB_SETUP_PYTHON=_python(version))
+        proc = subprocess.run(["bash", str(root / "source" / "setup.sh")], capture_output=True, text=True, env=env,
+                              timeout=900)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        venv_python = root / "source" / "venv" / "bin" / "python"
+        version_seen = subprocess.run([str(venv_python), "-c", "import sys; print(sys.version_info[:2])"],
+                                 capture_output=True, text=True).stdout
+        assert version_seen.strip() == str(tuple(int(p) for p in version.split(".")))
+        env = grader_env(BACKPROP_LAB_AUTOGRADER_ROOT=str(root))
+        env.pop("BACKPROP_LAB_PYTHON")  # run_autograder picks source/venv/bin/python
+        for name in ("submission", "results"):
+            (root / name).mkdir()
+        (root / "submission" / "mlp.py").write_text(mutant_sources("relu")["bias_not_summed"])
+        proc = subprocess.run([str(root / "source" / "run_autograder")], cwd="/", capture_output=True, text=True,
+                              env=env, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        data = json.loads((root / "results" / "results.json").read_text())
+        valid_results(data)
+        assert 0 < data["score"] < data["max_score"] and "bias_not_summed" in data["extra_data"]["diagnoses"]
+        assert data["output_format"] == "md" and "bias\\_not\\_summed" in data["output"]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

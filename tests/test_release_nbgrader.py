@@ -81,7 +81,8 @@ def test_source_notebook_has_nbgraders_metadata(course):
     assert [m["grade_id"] for m in meta if m["solution"]] == ["implementation", "helpers"]
     assert all("### BEGIN SOLUTION" in c.source for c in solutions)
     graded = [(c, m) for c, m in zip(nb.cells, meta) if m["grade"]]
-    assert all(m["locked"] and m["points"] > 0 for _, m in graded)
+    assert all(m["locked"] and m["points"] >= 0 for _, m in graded)
+    assert all(m["grade"] for c, m in zip(nb.cells, meta) if c.cell_type == "code" and not m["solution"])
     assert sum(m["points"] for _, m in graded) == pytest.approx(config.max_score)
     hidden = [pack(t.data) for t in tests if t.hidden]
     for c, m in graded:  # hidden data only inside hidden-test blocks
@@ -120,3 +121,19 @@ def test_nbgrader_export_has_the_same_totals(course, grader_scores):
     expected = {name: sum(v.values()) for name, v in grader_scores.items()} | {"skeleton": 0.0}
     assert rows == pytest.approx(expected)
     json.dumps(rows)
+
+
+def test_nbgrader_validate_fails_a_sign_flip_and_passes_the_reference(course, tmp_path):
+    """The public self-checks are 0-point grade cells: `nbgrader validate` fails one that raises."""
+    _, _, _, _, root, aid = course
+    out = {}
+    for name, source in (("flip", mutant_sources("relu")["grad_sign_flip"]), ("reference", reference_source("relu"))):
+        folder = tmp_path / name
+        shutil.copytree(root / "release" / aid, folder)
+        submission_notebook(folder / NOTEBOOK, source, folder / NOTEBOOK)
+        out[name] = run_nbgrader(["validate", NOTEBOOK], folder)
+    flip = out["flip"].stdout + out["flip"].stderr
+    assert "VALIDATION FAILED" in flip and "gradients: public self-check" in flip, flip[-3000:]
+    assert "relative error" in flip
+    reference = out["reference"].stdout + out["reference"].stderr
+    assert "Success! Your notebook passes all the tests." in reference, reference[-3000:]

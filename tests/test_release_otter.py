@@ -94,6 +94,19 @@ def test_otter_check_fails_the_skeleton_and_passes_the_reference(built, tmp_path
     assert "All tests passed!" not in skel.stdout
 
 
+def test_otter_check_fails_a_sign_flip(built, tmp_path):
+    """The public self-checks are worth a point in the student's tests/ (0 in autograder.zip), so
+    `otter check` no longer says "All tests passed!" when only a 0-point public test fails."""
+    config, tests, folder, _ = built
+    flip = _student_copy(folder, tmp_path / "flip", mutant_sources("relu")["grad_sign_flip"])
+    proc = run_otter(["check", NOTEBOOK], flip)
+    assert "All tests passed!" not in proc.stdout, proc.stdout[-3000:]
+    assert "gradients results:" in proc.stdout and "relative error" in proc.stdout
+    assert "forward results: All test cases passed!" in proc.stdout  # the flip only breaks backward
+    graded = "".join(p.read_text() for p in (folder / "dist" / "autograder" / "tests").glob("*.py"))
+    assert graded.count("points=0.0, hidden=False") == sum(1 for t in tests if not t.hidden and t.points == 0)
+
+
 def test_otter_run_agrees_with_the_grader(built, grader_scores, tmp_path):
     config, _, folder, _ = built
     student = folder / "dist" / "student" / NOTEBOOK

@@ -15,7 +15,7 @@ from autograder.release import build, nbchecks
 from autograder.release.expected import build_tests, by_check, load_expected, run_tests, save_expected
 from autograder.release.gate import render_gate, run_gate
 from autograder.release.yearly import (RELEASE_SECRET_ENV, bind_secret, course_toml, derive_release_secret,
-                                       plan_release)
+                                       plan_release, shipped_config)
 from autograder.reference import reference_source
 
 COURSE = (PROJECT_ROOT / "course.toml").read_text()
@@ -107,7 +107,22 @@ def test_shipped_course_toml_round_trips(tmp_path, secret, monkeypatch):
     shipped = load_config(path)
     assert (shipped.year, shipped.activation, shipped.rubric) == (2027, config.activation, config.rubric)
     assert (shipped.training, shipped.bounds) == (config.training, config.bounds)
+    assert shipped == shipped_config(plan)  # every field, extensions and sandbox included
     assert shipped.seed("forward") == config.seed("forward")  # same hidden cases as the gate
+
+
+def test_shipped_course_toml_keeps_extensions_and_sandbox(tmp_path, secret, monkeypatch):
+    """The hand-written writer dropped [extensions]; the tomli-w one writes every section."""
+    path = course_file(tmp_path, "auto")
+    path.write_text(path.read_text().replace("l2 = false", "l2 = true").replace("memory_mib = 2048", "memory_mib = 1536")
+                    .replace("[extension_points]\nl2 = 5", "[extension_points]\nl2 = 8"))
+    plan = plan_release(2027, path=path)
+    (tmp_path / "shipped.toml").write_text(course_toml(plan))
+    monkeypatch.setenv(RELEASE_SECRET_ENV, plan.release_secret)
+    shipped = load_config(tmp_path / "shipped.toml")
+    assert shipped.extensions["l2"] is True and shipped.extension_points["l2"] == 8.0
+    assert shipped.sandbox.memory_mib == 1536
+    assert shipped == shipped_config(plan)
 
 
 # ---- yearly variation --------------------------------------------------------------------------------
@@ -190,7 +205,7 @@ def test_shipped_checks_module_imports_only_numpy_and_the_standard_library():
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
                 for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert imported <= {"base64", "io", "numpy"}
+    assert imported <= {"base64", "io", "os", "numpy"}  # os: the hidden file's path
     text = Path(nbchecks.__file__).read_text()
     assert "solutions" not in text and "_activate" not in text
 

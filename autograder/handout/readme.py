@@ -18,6 +18,13 @@ _CHECKS = {
 }
 
 
+_EXTENSIONS = {
+    "l2": "`l2_penalty` and `l2_penalty_grads` (weight decay on W and V).",
+    "early_stopping": "`early_stopping(valid_errors, patience)` on given validation curves.",
+    "dropout": "`dropout_forward` (inverted dropout, mask from `rng`) and `dropout_backward`.",
+}
+
+
 def _num(x: float) -> str:
     return f"{x:g}"
 
@@ -25,8 +32,12 @@ def _num(x: float) -> str:
 def build_readme(config: CourseConfig) -> str:
     """README.md text for the student folder; deterministic for a given config."""
     t, b = config.training, config.bounds
-    rows = "\n".join(f"| `{check}` | {_num(config.rubric.get(check, 0))} | {text} |"
-                     for check, text in _CHECKS.items())
+    # the points table from the rubric (and the enabled extensions), so the total is what is graded
+    parts = [(check, points, _CHECKS.get(check, "")) for check, points in config.rubric.items()]
+    parts += [(ext, config.extension_points[ext], f"optional extension, enabled this year: {_EXTENSIONS.get(ext, ext)}")
+              for ext, on in config.extensions.items() if on]
+    rows = "\n".join(f"| `{check}` | {_num(points)} | {text} |" for check, points, text in parts)
+    total = sum(points for _, points, _ in parts)
     bounds = "\n".join(f"| `{name}` | {_num(lo)} | {_num(hi)} |" for name, (lo, hi) in (
         ("n_hidden", b.n_hidden), ("learning_rate", b.learning_rate),
         ("batch_size", b.batch_size), ("epochs", b.epochs)))
@@ -63,7 +74,7 @@ Every failure says what is wrong and where to look (a shape, a factor N, a flipp
 overflowing softmax, ...). The self-tests use finite differences and invariants only; the grader
 runs the same kinds of checks on hidden sizes and seeds, and also trains your network.
 
-## What is graded ({_num(config.max_score)} points)
+## What is graded ({_num(total)} points)
 
 | check | points | what it checks |
 |---|---|---|

@@ -52,6 +52,10 @@ class Build:
     stage: Path | None = None
     copy: Path | None = None
     manifest: dict = field(default_factory=dict)
+    student_view: dict[str, bytes] = field(default_factory=dict)
+    recorded: dict[tuple[str, str], float] = field(default_factory=dict)
+    tamper_sources: dict[str, str] = field(default_factory=dict)
+    tampering: list[str] = field(default_factory=list)
     made: set[str] = field(default_factory=set)
 
 
@@ -141,15 +145,38 @@ def _nbgrader(b: Build) -> None:
     build_nbgrader(b.config, b.tests, b.stage / "nbgrader")
 
 
+def _student_view(b: Build) -> None:
+    from .studentview import student_view, subject_sources
+    from .tampering import tamper_sources
+    b.progress("student view: nbgrader autograde + generate_feedback and otter run on gate and tampering subjects")
+    b.tamper_sources = tamper_sources(b.config, b.skeleton)
+    view = student_view(b.stage, b.config, subject_sources(b.config) | b.tamper_sources)
+    b.student_view, b.recorded = view.files, view.scores
+
+
+def _tampering(b: Build) -> None:
+    from .tampering import sandboxed_scores, tamper_rows
+    rows = tamper_rows({k: v for k, v in b.recorded.items() if k[1] in b.tamper_sources},
+                       sandboxed_scores(b.config, b.stage, b.tamper_sources))
+    b.tampering = [r.text() for r in rows]
+    for line in b.tampering:
+        b.progress(f"tampering: {line}")
+    bad = [r.text() for r in rows if not r.ok]
+    if bad:
+        raise UserError("refusing to release: tampering would earn unnoticed credit: " + "; ".join(bad))
+
+
 def _leak_scan(b: Build) -> None:
+    from .hiddenscan import scan
     problems = student_facing_leaks(b.stage, secrets_of(b), b.tests)
+    problems += scan(student_files(b.stage) | b.student_view, b.tests)
     if problems:
         raise UserError("refusing to release: student-facing files would leak " + "; ".join(problems[:6]))
 
 
 def _publish(b: Build) -> None:
     files = sorted(p for p in b.stage.rglob("*") if p.is_file())
-    top = dict(b.manifest, artifacts={str(p.relative_to(b.stage)): _sha256(p) for p in files
+    top = dict(b.manifest, tampering=b.tampering, artifacts={str(p.relative_to(b.stage)): _sha256(p) for p in files
                                       if p.relative_to(b.stage).parts[0] in ("handout.zip", "gradescope")})
     (b.stage / "release.json").write_text(json.dumps(top, indent=2) + "\n", encoding="utf-8")
     (b.stage / "gate.txt").write_text(gate_text(b.gate), encoding="utf-8")
@@ -179,8 +206,14 @@ STEPS: tuple[Step, ...] = (
          "master notebook + bplab_checks.py, then the real `otter assign`"),
     Step("nbgrader", ("stage", "tests"), ("nbgrader",), _nbgrader, True,
          "nbgrader course source, then the real `nbgrader generate_assignment`"),
-    Step("leak-scan", ("handout.zip", "otter", "nbgrader"), ("scanned",), _leak_scan, True,
-         "every student-facing file: no solution line, no secret, no hidden expected values"),
+    Step("student-view", ("otter", "nbgrader"), ("student-view",), _student_view, True,
+         "what a student receives back: nbgrader feedback and otter results of failing gate subjects"),
+    Step("tampering", ("student-view",), ("tampering-checked",), _tampering, True,
+         "each tampering subject (checks module, numpy, builtins.__import__ patched from a cell) scores 0 in "
+         "otter and nbgrader or is flagged: recorded above the sandboxed grader's score"),
+    Step("leak-scan", ("handout.zip", "otter", "nbgrader", "student-view", "tampering-checked"), ("scanned",), _leak_scan, True,
+         "every student-facing file and the student view: no solution line, no secret, no hidden value "
+         "(raw, in decoded base64 blobs, or as numbers)"),
     Step("publish", ("scanned", "autograder", "gradescope/autograder.zip"), ("dist",), _publish, True,
          "release.json and gate.txt, then the staging folder replaces --out in one rename"),
 )
@@ -226,14 +259,20 @@ def secrets_of(b: Build) -> list[str]:
 def student_facing_leaks(stage: Path, secrets: list[str], tests: list[ReleaseTest]) -> list[str]:
     """Leaks in handout.zip, otter's student folder and nbgrader's release folder."""
     from . import nbchecks
-    from .handout import leaks_in_files, zip_files
-    from .zipping import folder_files
+    from .handout import leaks_in_files
     hidden = [nbchecks.pack(t.data) for t in tests if t.hidden]
+    return leaks_in_files(student_files(stage), secrets, forbidden=hidden)
+
+
+def student_files(stage: Path) -> dict[str, bytes]:
+    """handout.zip's files, otter's student folder and nbgrader's release folder: {name: bytes}."""
+    from .handout import zip_files
+    from .zipping import folder_files
     files = {f"handout.zip:{k}": v for k, v in zip_files(stage / "handout.zip").items()}
     for folder in (stage / "otter" / "dist" / "student", stage / "nbgrader" / "release"):
         if folder.is_dir():
             files.update({f"{folder.relative_to(stage)}/{k}": v for k, v in folder_files(folder).items()})
-    return leaks_in_files(files, secrets, forbidden=hidden)
+    return files
 
 
 def manifest(b: Build) -> dict:

@@ -150,6 +150,52 @@ def _training_tests(config: CourseConfig, ref: ModuleType) -> list[ReleaseTest]:
             for error, p in training_steps(config)]
 
 
+def _extension_tests(config: CourseConfig, ref: ModuleType) -> dict[str, list[ReleaseTest]]:
+    """One test per test of ``autograder/checks/extensions.py`` for each enabled extension, drawn from the
+    same seeds in the same order, with the same points (``extension_points``, split evenly)."""
+    from ..checks import extensions as ext
+    out: dict[str, list[ReleaseTest]] = {}
+    enabled = ext.enabled_extensions(config)
+    points = {k: split_points(float(config.extension_points[k]), ext.LABELS[k]) for k in enabled}
+    if "l2" in enabled:
+        rng = np.random.default_rng(config.seed("extension_l2"))
+        case = make_case("l2 case", rng, int(rng.integers(4, 9)), int(rng.integers(3, 7)), int(rng.integers(2, 5)),
+                         int(rng.integers(3, 7)), config.activation)
+        wd = float(rng.uniform(0.2, 0.6))
+        grads = ref.backward(case.params, ref.forward(case.params, case.X)[1], case.Y)
+        data = {f"p.{k}": v for k, v in case.params.items()} | {f"g.{k}": np.asarray(v) for k, v in grads.items()}
+        data |= {f"e.{k}": np.asarray(grads[k]) + (wd * case.params[k] if k in ("W", "V") else 0.0) for k in grads}
+        data |= {"weight_decay": np.asarray(wd), "expected": np.asarray(
+            0.5 * wd * float(np.sum(case.params["W"] ** 2) + np.sum(case.params["V"] ** 2)))}
+        labels = ext.LABELS["l2"]
+        out["l2"] = [ReleaseTest("l2", labels[0], points["l2"][0], True, "l2_value", ("l2_penalty",), data),
+                     ReleaseTest("l2", labels[1], points["l2"][1], True, "l2_grads", ("l2_penalty_grads",), data)]
+    if "early_stopping" in enabled:
+        cases = ext._curves(np.random.default_rng(config.seed("extension_early_stopping")))
+        data = {"count": np.asarray(len(cases))}
+        for i, (curve, patience) in enumerate(cases):
+            data |= {f"curve{i}": np.asarray(curve), f"patience{i}": np.asarray(patience),
+                     f"expected{i}": np.asarray(ext.expected_early_stopping(curve, patience))}
+        labels = ext.LABELS["early_stopping"]
+        out["early_stopping"] = [ReleaseTest("early_stopping", label, p, True, "early_stopping_epoch",
+                                             ("early_stopping",), data, (i,))
+                                 for i, (label, p) in enumerate(zip(labels, points["early_stopping"]))]
+    if "dropout" in enabled:
+        rng = np.random.default_rng(config.seed("extension_dropout"))
+        h = rng.uniform(0.1, 2.0, size=(int(rng.integers(4, 9)), int(rng.integers(10, 26))))
+        seed = int(rng.integers(2**31))
+        dh = rng.standard_normal(h.shape)
+        mask = (rng.random(h.shape) >= ext.DROPOUT_RATE).astype(np.float64)
+        rate = np.asarray(ext.DROPOUT_RATE)
+        labels = ext.LABELS["dropout"]
+        out["dropout"] = [
+            ReleaseTest("dropout", labels[0], points["dropout"][0], True, "dropout_forward_ok", ("dropout_forward",),
+                        {"h": h, "rate": rate, "seed": np.asarray(seed), "draws": np.asarray(ext.DROPOUT_DRAWS)}),
+            ReleaseTest("dropout", labels[1], points["dropout"][1], True, "dropout_backward_ok",
+                        ("dropout_backward",), {"dh": dh, "mask": mask, "rate": rate})]
+    return out
+
+
 SELF_CHECK = "public self-check (0 points)"
 
 
@@ -185,7 +231,7 @@ def build_tests(config: CourseConfig, ref: ModuleType | None = None) -> list[Rel
     public = _self_checks(config, ref)
     groups = {"forward": _forward_tests(config, ref), "gradients": _gradient_tests(config, ref),
               "minibatch": _minibatch_tests(config, ref), "sgd_step": _sgd_tests(config),
-              "training": _training_tests(config, ref)}
+              "training": _training_tests(config, ref)} | _extension_tests(config, ref)
     return [t for check, tests in groups.items() for t in ([public[check]] if check in public else []) + tests]
 
 
@@ -222,6 +268,14 @@ def to_arrays(tests: list[ReleaseTest], config: CourseConfig) -> dict[str, np.nd
         arrays[f"{test.test_id}/meta.points"] = np.asarray(test.points)
         arrays.update({f"{test.test_id}/{k}": v for k, v in test.data.items()})
     return arrays
+
+
+def save_hidden(path: Path, tests: list[ReleaseTest]) -> None:
+    """The hidden tests' arrays (``<test id>/<name>``) that ``bplab_checks.hidden`` reads at grading time."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{f"{t.test_id}/{k}": v for t in tests if t.hidden for k, v in t.data.items()})
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(buf.getvalue())
 
 
 def save_expected(path: Path, tests: list[ReleaseTest], config: CourseConfig) -> None:

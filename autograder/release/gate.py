@@ -75,6 +75,11 @@ def _checks_summary(report: GradeReport) -> str:
     return " ".join(f"{c}={totals.get(c, 0):g}" for c in CHECK_IDS)
 
 
+def report_extensions(tests: list[ReleaseTest]) -> dict[str, bool]:
+    """The extensions the release's otter/nbgrader tests cover (those course.toml enables)."""
+    return {t.check_id: True for t in tests if t.check_id not in CHECK_IDS}
+
+
 def _agreement(report: GradeReport, tests: list[ReleaseTest], source: str, name: str,
                include_training: bool, all_pass: bool = False) -> tuple[bool, str]:
     """Do the otter/nbgrader checks give the same per-check scores as the grader?
@@ -86,7 +91,8 @@ def _agreement(report: GradeReport, tests: list[ReleaseTest], source: str, name:
     except Exception as exc:  # noqa: BLE001 - reported as a gate miss
         return False, f"could not run: {type(exc).__name__}: {exc}"
     ours, theirs = by_check(results), report.by_check()
-    checks = [c for c in CHECK_IDS if include_training or c != "training"]
+    extensions = [k for k, on in report_extensions(tests).items() if on]
+    checks = [c for c in CHECK_IDS if include_training or c != "training"] + extensions
     diff = [f"{c} {ours.get(c, 0):g}≠{theirs.get(c, 0):g}" for c in checks
             if abs(ours.get(c, 0.0) - theirs.get(c, 0.0)) > 1e-6]
     failed = [f"{t.test_id}: {message[:100]}" for t, _, message in results if message] if all_pass else []
@@ -175,6 +181,14 @@ def run_gate(config: CourseConfig, skeleton: str, with_training: bool = True,
     """Grade the reference (with training when ``with_training``), the skeleton and every mutant."""
     progress = progress or (lambda message: None)
     started = time.perf_counter()
+    from .refcheck import reference_problems
+    broken = reference_problems(config)
+    if broken:  # every other row would be measured against a wrong truth: name the reference instead
+        gate = GateReport(config.year, config.activation, with_training)
+        gate.rows.append(GateRow("reference (against independent truths)", "forward, backward and sgd_step right",
+                                 broken[0], False, "not run", time.perf_counter() - started, broken))
+        gate.seconds = time.perf_counter() - started
+        return gate
     tests = tests if tests is not None else build_tests(config)
     fast = prepare(config, with_training=False)
     full = prepare(config, with_training=True, progress=progress) if with_training else fast

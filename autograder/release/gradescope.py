@@ -8,6 +8,7 @@ and ``setup.sh`` removes every permission of other users on it.
 from __future__ import annotations
 
 import json
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -22,39 +23,72 @@ COPY = "backprop-lab"
 
 SETUP_SH = r"""#!/usr/bin/env bash
 # Gradescope runs this once, as root, while it builds the autograder image (Ubuntu 22.04 by default).
-# It installs Python >= 3.11 and the grader's dependencies, bubblewrap and the sandbox user
-# (`backprop-lab sandbox setup`), fetches MNIST, and locks the reference and the release secret away
-# from every user but root.
+# It changes nothing of the image's own software: no apt upgrade, no system Python package. It uses
+# the image's python3 (>= 3.10; 22.04 has 3.10) for a venv under $SRC/venv holding the grader's
+# dependencies from PyPI wheels; bubblewrap is installed only when apt would install it alone (a
+# simulated install that would upgrade any installed package is refused, and the grader then runs
+# at the reported 'user' level). `backprop-lab sandbox setup` creates the sandbox users and the
+# worker's venv (/opt/backprop-lab); MNIST is fetched; the reference and the release secret are
+# closed to every user but root.
 set -euxo pipefail
 SRC="${BACKPROP_LAB_AUTOGRADER_ROOT:-/autograder}/source"
 cd "$SRC"
-if command -v apt-get >/dev/null 2>&1; then
-  apt-get update -qq
-  apt-get install -y -qq bubblewrap python3-venv || true
-  apt-get install -y -qq python3.11 python3.11-venv || true
-fi
-PYBASE=""
-for candidate in python3.13 python3.12 python3.11 python3; do
+PYBASE="${BACKPROP_LAB_SETUP_PYTHON:-}"   # default: the image's python3 (tests pick one)
+for candidate in python3 python3.13 python3.12 python3.11 python3.10; do
+  if [ -n "$PYBASE" ]; then break; fi
   if command -v "$candidate" >/dev/null 2>&1 \
-     && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+     && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
     PYBASE="$(command -v "$candidate")"
     break
   fi
 done
 if [ -z "$PYBASE" ]; then
-  echo "setup.sh: no Python >= 3.11 found; install one (python3.11 on Ubuntu 22.04)" >&2
+  echo "setup.sh: no Python >= 3.10 on this image; use Gradescope's Ubuntu 22.04 base image" >&2
   exit 1
 fi
-"$PYBASE" -m venv "$SRC/venv"
+if [ ! -x "$SRC/venv/bin/python" ]; then
+  if "$PYBASE" -c 'import ensurepip' >/dev/null 2>&1; then
+    "$PYBASE" -m venv "$SRC/venv"
+  else
+    # Ubuntu without python3-venv: a venv without pip, then pip from its PyPI wheel (no apt package)
+    "$PYBASE" -m venv --without-pip "$SRC/venv"
+    mkdir -p "$SRC/.wheels"
+    "$PYBASE" - "$SRC/.wheels" <<'PY'
+import json, sys, urllib.request
+release = json.load(urllib.request.urlopen("https://pypi.org/pypi/pip/json", timeout=60))
+wheel = next(f for f in release["urls"] if f["filename"].endswith("-py3-none-any.whl"))
+urllib.request.urlretrieve(wheel["url"], f"{sys.argv[1]}/{wheel['filename']}")
+PY
+    WHEEL="$(ls "$SRC"/.wheels/pip-*.whl | head -n 1)"
+    "$SRC/venv/bin/python" "$WHEEL/pip" install -q --no-index "$WHEEL"
+  fi
+fi
 "$SRC/venv/bin/python" -m pip install -q --upgrade pip
 "$SRC/venv/bin/python" -m pip install -q -r "$SRC/requirements.txt"
 "$SRC/venv/bin/python" -m pip install -q --no-deps -e "$SRC/__COPY__"
+if [ "${BACKPROP_LAB_SETUP_ONLY_VENV:-}" = 1 ]; then exit 0; fi   # tests: the venv part alone
+NOAPT=""
+if ! command -v bwrap >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  apt-get update -qq || true
+  # "Inst pkg [installed version] (new version ...)": an upgrade of something the image has
+  if apt-get install -s -y --no-install-recommends bubblewrap | grep -E '^Inst [^ ]+ \[' ; then
+    echo "setup.sh: installing bubblewrap would upgrade the packages above; not installing it" >&2
+    # ... nor may `sandbox setup` (it installs bubblewrap with apt when bwrap is missing)
+    mkdir -p "$SRC/.noapt"
+    printf '#!/bin/sh\necho "apt-get $* skipped by setup.sh: it would upgrade installed packages" >&2\n' \
+      > "$SRC/.noapt/apt-get"
+    chmod 755 "$SRC/.noapt/apt-get"
+    NOAPT="$SRC/.noapt:"
+  else
+    apt-get install -y -qq --no-install-recommends bubblewrap || true
+  fi
+fi
 # The worker's Python must be readable by the sandbox user and as new as the grader's (numpy pins).
 mkdir -p /opt/backprop-lab
 if [ ! -x /opt/backprop-lab/sandbox-venv/bin/python ]; then
   "$PYBASE" -m venv --without-pip /opt/backprop-lab/sandbox-venv
 fi
-"$SRC/venv/bin/backprop-lab" sandbox setup
+PATH="$NOAPT$PATH" "$SRC/venv/bin/backprop-lab" sandbox setup
 "$SRC/venv/bin/backprop-lab" data fetch
 # Nothing of the grader's secrets is readable by other users (the sandbox user among them).
 chmod -R go-rwx "$SRC/__COPY__/solutions"
@@ -80,7 +114,11 @@ unset BACKPROP_LAB_COURSE __SECRET_ENV__
 export BACKPROP_LAB_AUTOGRADER_ROOT="$ROOT"
 export PYTHONPATH="$SRC/__COPY__"
 cd "$ROOT"
-exec "$PY" -P -m autograder.release.gradescope_run
+if "$PY" -P -c "" >/dev/null 2>&1; then
+  exec "$PY" -P -m autograder.release.gradescope_run
+fi
+# Python 3.10 (Ubuntu 22.04) has no -P: drop the current folder from sys.path by hand
+exec "$PY" -c '__NO_CWD__; runpy.run_module("autograder.release.gradescope_run", run_name="__main__", alter_sys=True)'
 """
 
 LOCAL_WRAPPER = r"""#!/usr/bin/env bash
@@ -98,12 +136,21 @@ else
   unset __SECRET_ENV__
 fi
 export PYTHONPATH="$HERE/__COPY__"
-exec "${BACKPROP_LAB_PYTHON:-python3}" -P -m autograder.cli "$@"
+PY="${BACKPROP_LAB_PYTHON:-python3}"
+if "$PY" -P -c "" >/dev/null 2>&1; then
+  exec "$PY" -P -m autograder.cli "$@"
+fi
+# Python 3.10 has no -P: drop the current folder from sys.path by hand
+exec "$PY" -c '__NO_CWD__; runpy.run_module("autograder.cli", run_name="__main__", alter_sys=True)' "$@"
 """
 
 
+#: what ``python -P`` does, for Pythons before 3.11: sys.path[0] (the current folder under -c) removed
+NO_CWD = 'import sys, runpy; del sys.path[0]; sys.argv[0] = "backprop-lab"'
+
+
 def _fill(template: str) -> str:
-    return (template.replace("__COPY__", COPY).replace("__SECRET_ENV__", RELEASE_SECRET_ENV)
+    return (template.replace("__NO_CWD__", NO_CWD).replace("__COPY__", COPY).replace("__SECRET_ENV__", RELEASE_SECRET_ENV)
             .replace("__SECRET__", SECRET_FILE))
 
 
@@ -121,14 +168,23 @@ def write_grader_copy(plan: ReleasePlan, dst: Path) -> None:
         "INSTRUCTOR-SIDE ONLY: it contains the solution. Never give it to students.\n", encoding="utf-8")
 
 
+#: the newest numpy that still supports Python 3.10 (Ubuntu 22.04's python3) is a 2.2.x
+NUMPY_FOR_310 = "numpy>=2.0,<2.3"
+
+
 def requirements() -> str:
-    """The grader's runtime packages, numpy pinned to the version the gate ran with."""
-    pins = [f"numpy=={np.__version__}"]
-    for name in ("jinja2", "rich", "nbformat", "pyyaml", "matplotlib"):
+    """The grader's runtime packages pinned to the versions the gate ran with, for the gate's Python
+    and newer; on an older Python (3.10: Gradescope's default image) the newest release that supports it."""
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    newer = f'; python_version >= "{here}"'
+    older = f'; python_version < "{here}"'
+    pins = [f"numpy=={np.__version__}{newer}", f"{NUMPY_FOR_310}{older}"]
+    for name in ("jinja2", "rich", "nbformat", "pyyaml", "matplotlib", "tomli-w"):
         try:
-            pins.append(f"{name}=={metadata.version(name)}")
+            pins += [f"{name}=={metadata.version(name)}{newer}", f"{name}{older}"]
         except metadata.PackageNotFoundError:
             pins.append(name)
+    pins.append('tomli>=2; python_version < "3.11"')
     return "\n".join(pins) + "\n"
 
 

@@ -84,6 +84,8 @@ def main() -> int:
                         "grader_error")
     data["execution_time"] = round(time.perf_counter() - started, 3)
     from ..results import write_json_atomic
+    from .gradescope_summary import with_summary
+    data = with_summary(data)  # Gradescope shows this Markdown; feedback.html it never shows
     _remove(results)
     write_json_atomic(results, data)
     print(f"backprop-lab: score {data['score']:g} / {data['max_score']:g}; wrote {results}", flush=True)

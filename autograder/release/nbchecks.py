@@ -12,6 +12,7 @@ V (n_out, n_hidden), c (n_out,), probs (N, n_out).
 """
 import base64
 import io
+import os
 
 import numpy as np
 
@@ -33,6 +34,30 @@ def unpack(text):
     """The inverse of :func:`pack`: ``{name: array}``, loaded with ``allow_pickle=False``."""
     with np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
+
+
+#: the instructor-side file of hidden cases: this variable, else a file of this name next to this module
+HIDDEN_ENV = "BPLAB_HIDDEN"
+HIDDEN_FILE = "bplab_hidden.npz"
+
+
+def hidden(test_id):
+    """The arrays of one hidden test, read at grading time from the instructor-side hidden file.
+
+    Hidden cases are never written into a notebook cell (feedback and tracebacks show cell sources):
+    nbgrader's config points ``BPLAB_HIDDEN`` at ``hidden/<assignment>.npz`` of the course, otter's
+    autograder.zip carries ``bplab_hidden.npz`` next to this module. Keys are ``<test id>/<name>``.
+    """
+    path = os.environ.get(HIDDEN_ENV) or os.path.join(os.path.dirname(os.path.abspath(__file__)), HIDDEN_FILE)
+    if not os.path.isfile(path):
+        raise AssertionError(f"hidden test {test_id}: the hidden cases file {path} is missing (instructors: "
+                             f"set {HIDDEN_ENV} to the release's hidden .npz); this test cannot run here")
+    prefix = f"{test_id}/"
+    with np.load(path, allow_pickle=False) as data:
+        found = {k[len(prefix):]: data[k] for k in data.files if k.startswith(prefix)}
+    if not found:
+        raise AssertionError(f"hidden test {test_id}: not in {path} (a file of another release?)")
+    return found
 
 
 def cases(data, prefix="case"):
@@ -318,3 +343,114 @@ def training_reaches(init_params, forward, backward, sgd_step, data, threshold):
     if not best < float(threshold):
         raise AssertionError(f"best test error {best:.2%} after {len(errors)} epoch(s) is not below "
                              f"{float(threshold):.0%}")
+
+
+# ------------------------------------------------------------------------------------------------
+# optional extensions (only in releases whose course.toml enables them)
+# ------------------------------------------------------------------------------------------------
+def _case_params(data, prefix="p."):
+    return {k: np.array(data[prefix + k], dtype=np.float64) for k in KEYS}
+
+
+def l2_value(l2_penalty, data):
+    """l2_penalty(params, weight_decay) == (weight_decay/2)(|W|^2 + |V|^2) (rtol 1e-8)."""
+    wd = float(data["weight_decay"])
+    value = _call(l2_penalty, "l2_penalty", _case_params(data), wd)
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise AssertionError(f"l2_penalty returned {type(value).__name__}; return one float") from None
+    if not np.isclose(value, float(data["expected"]), rtol=1e-8, atol=1e-12):
+        raise AssertionError(f"l2_penalty returned {value:.6g}, expected (weight_decay/2)(|W|² + |V|²)")
+
+
+def l2_grads(l2_penalty_grads, data):
+    """l2_penalty_grads(params, grads, weight_decay) adds weight_decay * W (and V) to the gradients."""
+    params = _case_params(data)
+    grads = {k: np.array(data["g." + k], dtype=np.float64) for k in KEYS}
+    out = _call(l2_penalty_grads, "l2_penalty_grads", params, grads, float(data["weight_decay"]))
+    if not isinstance(out, dict):
+        raise AssertionError(f"l2_penalty_grads returned {type(out).__name__}; return a dict with keys W, b, V, c")
+    for key in KEYS:
+        if key not in out:
+            raise AssertionError(f"l2_penalty_grads' dict has no key {key!r}")
+        got = _array(f"the returned {key}", out[key], params[key].shape)
+        err = relative_error(got, data["e." + key])
+        if err > 1e-6:
+            raise AssertionError(f"the returned {key} has relative error {err:.1e} against the gradient of the "
+                                 "penalized loss (weight decay applies to W and V, not to b and c)")
+
+
+def _early_answers(early_stopping, data):
+    answers = []
+    for i in range(int(data["count"])):
+        curve = [float(x) for x in data[f"curve{i}"]]
+        out = _call(early_stopping, "early_stopping", curve, int(data[f"patience{i}"]))
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise AssertionError("early_stopping must return the pair (stop_epoch, best_epoch) of ints")
+        try:
+            pair = tuple(int(v) for v in out)
+        except (TypeError, ValueError):
+            raise AssertionError("early_stopping must return the pair (stop_epoch, best_epoch) of ints") from None
+        if any(float(v) != p for v, p in zip(out, pair)):
+            raise AssertionError("early_stopping must return whole epoch numbers")
+        answers.append(pair)
+    return answers
+
+
+def early_stopping_epoch(early_stopping, data, index):
+    """stop_epoch (index 0) or best_epoch (index 1) is right on every validation curve."""
+    what = ("stop_epoch", "best_epoch")[index]
+    answers = _early_answers(early_stopping, data)
+    wrong = [i for i, a in enumerate(answers) if a[index] != int(data[f"expected{i}"][index])]
+    if wrong:
+        raise AssertionError(f"{what} is wrong on {len(wrong)} of {len(answers)} validation curves; see the rule in "
+                             "the docstring: stop at the first epoch with epoch - best_epoch == patience, a tie is "
+                             "not an improvement, epochs count from 0")
+
+
+def dropout_forward_ok(dropout_forward, data):
+    """Inverted dropout: keep with probability 1 - rate, kept units divided by 1 - rate, a 0/1 mask from rng."""
+    h, rate, draws = np.array(data["h"]), float(data["rate"]), int(data["draws"])
+    rng = np.random.default_rng(int(data["seed"]))
+    dropped, masks = [], []
+    for _ in range(draws):
+        h_in = h.copy()
+        out = _call(dropout_forward, "dropout_forward", h_in, rate, rng)
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise AssertionError("dropout_forward must return the pair (h_dropped, mask) of arrays shaped like h")
+        if not np.array_equal(h_in, h):
+            raise AssertionError("dropout_forward changed h in place: return a new array")
+        dropped.append(_array("h_dropped", out[0], h.shape))
+        masks.append(np.asarray(out[1], dtype=np.float64))
+    dropped, masks = np.array(dropped), np.array(masks)
+    if masks.shape != dropped.shape:
+        raise AssertionError(f"mask must have h's shape {h.shape}")
+    kept = dropped != 0
+    keep_frac = float(kept.mean())
+    scale = float(np.mean(dropped[kept] / np.broadcast_to(h, dropped.shape)[kept])) if kept.any() else 0.0
+    mean_ratio = float(dropped.mean(axis=0).sum() / h.sum())
+    if abs(keep_frac - (1 - rate)) > 0.03:
+        raise AssertionError(f"{100 * keep_frac:.1f}% of the units were kept, expected {100 * (1 - rate):.0f}% at "
+                             f"rate {rate} (rate is the probability of DROPPING a unit)")
+    if not np.isclose(scale, 1 / (1 - rate), rtol=1e-6):
+        raise AssertionError(f"kept units are scaled by {scale:.4f}, expected 1/(1-rate) = {1 / (1 - rate):.4f}")
+    if abs(mean_ratio - 1) > 0.03:
+        raise AssertionError(f"over {draws} masks the mean of h_dropped is {mean_ratio:.3f} h, expected 1.000 h")
+    if not np.all((masks == 0) | (masks == 1)) or not np.array_equal(masks != 0, kept):
+        raise AssertionError("the mask must hold 1.0 exactly where the unit was kept and 0.0 elsewhere")
+    if draws > 1 and all(np.array_equal(masks[0], m) for m in masks[1:]):
+        raise AssertionError("every call used the same mask: draw a new one from rng each call (do not re-seed)")
+    again = _call(dropout_forward, "dropout_forward", h.copy(), rate, np.random.default_rng(int(data["seed"])))
+    if not np.array_equal(np.asarray(again[0]), dropped[0]):
+        raise AssertionError("two calls with equally seeded generators gave different masks: draw the mask from "
+                             "the rng argument, not from np.random")
+
+
+def dropout_backward_ok(dropout_backward, data):
+    """dropout_backward(dh, mask, rate) == dh * mask / (1 - rate) for a fixed mask."""
+    dh, mask, rate = np.array(data["dh"]), np.array(data["mask"]), float(data["rate"])
+    got = _array("the gradient dropout_backward returned",
+                 _call(dropout_backward, "dropout_backward", dh, mask, rate), dh.shape)
+    if not np.allclose(got, dh * mask / (1 - rate), rtol=1e-10, atol=1e-12):
+        raise AssertionError("dropout_backward with a fixed mask: expected dh_dropped * mask / (1 - rate)")

@@ -19,9 +19,9 @@ import nbformat
 from ..config import CourseConfig
 from ..errors import UserError
 from . import nbchecks
-from .expected import ReleaseTest
+from .expected import ReleaseTest, save_hidden
 from .tooling import tool_command
-from .notebook import CHECKS_MODULE, NOTEBOOK, intro, module_cells, questions
+from .notebook import CHECKS_MODULE, NOTEBOOK, extension_cell, intro, module_cells, questions
 
 SCHEMA = 3
 
@@ -48,8 +48,11 @@ def _meta(cell, grade_id: str, *, solution=False, grade=False, locked=False, poi
 
 
 def test_source(test: ReleaseTest) -> str:
-    body = [f"data = {CHECKS_MODULE}.unpack({json.dumps(nbchecks.pack(test.data))})",
-            test.call(CHECKS_MODULE, "data")]
+    if test.hidden:  # the values stay in the instructor-side hidden file (feedback shows cell sources)
+        body = [f"data = {CHECKS_MODULE}.hidden({json.dumps(test.test_id)})", test.call(CHECKS_MODULE, "data")]
+    else:
+        body = [f"data = {CHECKS_MODULE}.unpack({json.dumps(nbchecks.pack(test.data))})",
+                test.call(CHECKS_MODULE, "data")]
     if test.hidden:
         body = ["### BEGIN HIDDEN TESTS"] + body + ["### END HIDDEN TESTS"]
     return "\n".join([f"# {test.check_id}: {test.label}", f"import {CHECKS_MODULE}"] + body)
@@ -64,20 +67,29 @@ def source_notebook(config: CourseConfig, tests: list[ReleaseTest]) -> nbformat.
                    "implementation", solution=True),
              _meta(nbformat.v4.new_code_cell(helpers, metadata={"backprop_lab": {"role": "helpers"}}),
                    "helpers", solution=True)]
+    extensions = extension_cell(config, NbgraderMarkers())
+    if extensions is not None:
+        cells.append(_meta(nbformat.v4.new_code_cell(extensions, metadata={"backprop_lab": {"role": "extensions"}}),
+                           "extensions", solution=True))
     for q in questions(config, tests):
         cells.append(_meta(nbformat.v4.new_markdown_cell(f"## {q.check_id} ({q.points:g} points)\n\n{q.prompt}"),
                            f"prompt_{q.check_id}", locked=True))
         for t in q.tests:
+            # Every test is a grade cell, the 0-point public self-checks too: `nbgrader validate` fails a
+            # grade cell worth 0 that raised, and ignores a failing cell that is merely locked.
             cell = nbformat.v4.new_code_cell(test_source(t))
-            if t.points > 0:
-                cells.append(_meta(cell, t.test_id, grade=True, locked=True, points=t.points))
-            else:  # a 0-point public self-check: read-only, not graded
-                cells.append(_meta(cell, t.test_id, locked=True))
+            cells.append(_meta(cell, t.test_id, grade=True, locked=True, points=t.points))
     nb.cells = cells
     return nb
 
 
-CONFIG = """c = get_config()
+CONFIG = """import os
+import pathlib
+
+c = get_config()
+# The hidden cases live outside source/ and release/ (never in a cell, never released); the grading
+# kernel reads them through this variable (bplab_checks.hidden).
+os.environ.setdefault("BPLAB_HIDDEN", str(pathlib.Path(__file__).resolve().parent / "hidden" / {hidden!r}))
 c.CourseDirectory.course_id = {course!r}
 c.CourseDirectory.root = "."
 # the synthetic training test trains a small network; give it time beyond the 30 s default
@@ -88,7 +100,7 @@ c.ExecutePreprocessor.timeout = 120
 def nbgrader_command() -> list[str]:
     return tool_command("nbgrader", "nbgrader", "nbgrader is not installed, and the release checks nbgrader/ "
                         "with `nbgrader generate_assignment`: pip install 'nbgrader==0.9.*' (or pip install -e "
-                        "'.[test]')")
+                        "'.[release]')")
 
 
 def run_nbgrader(args: list[str], course: Path, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -103,7 +115,9 @@ def build_nbgrader(config: CourseConfig, tests: list[ReleaseTest], dst: Path) ->
     source.mkdir(parents=True, exist_ok=True)
     nbformat.write(source_notebook(config, tests), source / NOTEBOOK)
     shutil.copyfile(Path(nbchecks.__file__), source / f"{CHECKS_MODULE}.py")
-    (dst / "nbgrader_config.py").write_text(CONFIG.format(course=f"{aid}-{config.year}"), encoding="utf-8")
+    (dst / "nbgrader_config.py").write_text(CONFIG.format(course=f"{aid}-{config.year}", hidden=f"{aid}.npz"),
+                                            encoding="utf-8")
+    save_hidden(dst / "hidden" / f"{aid}.npz", tests)
     proc = run_nbgrader(["generate_assignment", aid, "--force"], dst)
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-12:])
@@ -127,8 +141,11 @@ nbgrader generate_feedback {aid}
 nbgrader export                           # grades.csv
 ```
 
-One locked grade cell per test, with the grader's points; the expected values of hidden cases are
-inside `### BEGIN HIDDEN TESTS` blocks only. The training test trains on a synthetic stand-in for
+One locked grade cell per test, with the grader's points (the public self-checks are grade cells
+worth 0, so `nbgrader validate` fails them). The hidden cases and their expected values are in
+`hidden/{aid}.npz` only, read at grading time through `BPLAB_HIDDEN` (set by `nbgrader_config.py`);
+no cell holds them, so feedback cannot show them. If you copy `source/{aid}/` into another course,
+copy `hidden/{aid}.npz` too and set `BPLAB_HIDDEN` to it. The training test trains on a synthetic stand-in for
 MNIST (no time budget). nbgrader runs student code unsandboxed, one notebook at a time; the
 backprop-lab grader (`../gradescope/`, `../autograder/`) is the sandboxed one.
 """

@@ -66,6 +66,17 @@ def module_cells(config: CourseConfig, markers: Markers) -> tuple[str, str]:
     return implementation, helpers
 
 
+def extension_cell(config: CourseConfig, markers: Markers) -> str | None:
+    """The enabled extensions' cell (``solutions/extensions.py`` with its solution regions in ``markers``'
+    syntax), or None when course.toml enables none."""
+    if not any(config.extensions.values()):
+        return None
+    parsed = parse((SOLUTIONS_DIR / "extensions.py").read_text(encoding="utf-8"), "solutions/extensions.py")
+    return "\n".join(["# Optional extensions enabled this year: " + ", ".join(k for k, on in config.extensions.items()
+                                                                        if on) + " (the others are not graded)."]
+                     + _render(parsed.segments, markers))
+
+
 def intro(config: CourseConfig) -> str:
     return (f"# {config.name}: backprop lab ({config.year})\n\n"
             f"Implement a one-hidden-layer network in numpy. **This year's hidden activation is "
@@ -74,7 +85,8 @@ def intro(config: CourseConfig) -> str:
             "test cells. Shapes are batch-major: `X` is `(N, n_in)`, `Y` one-hot `(N, n_out)`.\n\n"
             f"The tests call `{CHECKS_MODULE}.py` (next to this notebook). Public tests check your code on "
             "a public toy case; hidden tests use this year's hidden cases. Points per part: "
-            + ", ".join(f"{k} {v:g}" for k, v in config.rubric.items()) + ".")
+            + ", ".join(f"{k} {v:g}" for k, v in graded_parts(config).items())
+            + f" (total {sum(graded_parts(config).values()):g}).")
 
 
 def _training_prompt(config: CourseConfig) -> str:
@@ -97,10 +109,29 @@ PROMPTS = {
 }
 
 
+EXTENSION_PROMPTS = {
+    "l2": "Optional extension (L2 weight decay): `l2_penalty(params, weight_decay)` returns "
+          "`(weight_decay/2)(|W|² + |V|²)`; `l2_penalty_grads(params, grads, weight_decay)` returns the gradients "
+          "of the penalized loss (weight decay on W and V only).",
+    "early_stopping": "Optional extension: `early_stopping(valid_errors, patience)` returns `(stop_epoch, best_epoch)`: "
+                      "stop at the first epoch with `epoch - best_epoch == patience` (a tie is no improvement; "
+                      "epochs count from 0; never stopping early gives the last epoch).",
+    "dropout": "Optional extension (inverted dropout): `dropout_forward(h, rate, rng)` returns `(h_dropped, mask)`, "
+               "dropping each unit with probability `rate` and dividing the kept ones by `1 - rate`, the mask "
+               "drawn from `rng`; `dropout_backward(dh, mask, rate)` returns `dh * mask / (1 - rate)`.",
+}
+
+
+def graded_parts(config: CourseConfig) -> dict[str, float]:
+    """Points per graded part: the rubric, then each enabled extension (course.toml's extension_points)."""
+    extra = {k: float(config.extension_points[k]) for k, on in config.extensions.items() if on}
+    return {**{k: float(v) for k, v in config.rubric.items()}, **extra}
+
+
 def questions(config: CourseConfig, tests: list[ReleaseTest]) -> list[Question]:
-    """One question per check id (rubric order), each with its tests and the check's points."""
+    """One question per check id (rubric order), then one per enabled extension, each with its tests."""
     out = []
-    for check_id, points in config.rubric.items():
-        prompt = PROMPTS.get(check_id) or _training_prompt(config)
+    for check_id, points in graded_parts(config).items():
+        prompt = PROMPTS.get(check_id) or EXTENSION_PROMPTS.get(check_id) or _training_prompt(config)
         out.append(Question(check_id, float(points), prompt, [t for t in tests if t.check_id == check_id]))
     return out

@@ -10,8 +10,11 @@ Gradescope). ``otter grade`` needs Docker; ``otter run -a autograder.zip SUBMISS
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 
 import nbformat
@@ -20,9 +23,9 @@ import yaml
 from ..config import CourseConfig
 from ..errors import UserError
 from . import nbchecks
-from .expected import ReleaseTest
+from .expected import ReleaseTest, save_hidden
 from .tooling import tool_command
-from .notebook import CHECKS_MODULE, NOTEBOOK, intro, module_cells, questions
+from .notebook import CHECKS_MODULE, NOTEBOOK, extension_cell, intro, module_cells, questions
 
 DATA = f"{CHECKS_MODULE}.unpack"
 
@@ -47,12 +50,14 @@ def _kernel_metadata(nb: nbformat.NotebookNode) -> None:
 def test_cell(test: ReleaseTest) -> str:
     """An exception-based otter test: config block, one test function (args from the notebook), its call."""
     name = f"test_{test.test_id}"
+    data = (f"{CHECKS_MODULE}.hidden({json.dumps(test.test_id)})" if test.hidden  # values: bplab_hidden.npz
+            else f"{DATA}({json.dumps(nbchecks.pack(test.data))})")
     config = yaml.safe_dump({"points": float(test.points), "hidden": bool(test.hidden)}, sort_keys=True).strip()
     return "\n".join([
         '""" # BEGIN TEST CONFIG', config, '""" # END TEST CONFIG',
         f"def {name}({', '.join(test.args)}):",
         f"    import {CHECKS_MODULE}",
-        f"    data = {DATA}({json.dumps(nbchecks.pack(test.data))})",
+        f"    data = {data}",
         f"    {test.call(CHECKS_MODULE, 'data')}",
         "", f"{name}({', '.join(test.args)})"])
 
@@ -72,6 +77,9 @@ def master_notebook(config: CourseConfig, tests: list[ReleaseTest]) -> nbformat.
     cells = [nbformat.v4.new_raw_cell(assignment_config(config)), nbformat.v4.new_markdown_cell(intro(config)),
              nbformat.v4.new_code_cell(implementation, metadata={"backprop_lab": {"role": "implementation"}}),
              nbformat.v4.new_code_cell(helpers, metadata={"backprop_lab": {"role": "helpers"}})]
+    extensions = extension_cell(config, OtterMarkers())
+    if extensions is not None:
+        cells.append(nbformat.v4.new_code_cell(extensions, metadata={"backprop_lab": {"role": "extensions"}}))
     for q in questions(config, tests):
         cells += [nbformat.v4.new_raw_cell(f"# BEGIN QUESTION\nname: {q.check_id}\n"),
                   nbformat.v4.new_markdown_cell(f"## {q.check_id} ({q.points:g} points)\n\n{q.prompt}"),
@@ -84,12 +92,12 @@ def master_notebook(config: CourseConfig, tests: list[ReleaseTest]) -> nbformat.
 
 def otter_command() -> list[str]:
     return tool_command("otter", "otter", "otter-grader is not installed, and the release builds otter/ with "
-                        "`otter assign`: pip install 'otter-grader==7.*' (or pip install -e '.[test]')")
+                        "`otter assign`: pip install 'otter-grader==7.*' (or pip install -e '.[release]')")
 
 
-def run_otter(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    proc = subprocess.run(otter_command() + args, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    return proc
+def run_otter(args: list[str], cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    full = None if env is None else {**os.environ, **env}
+    return subprocess.run(otter_command() + args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full)
 
 
 def build_otter(config: CourseConfig, tests: list[ReleaseTest], dst: Path) -> list[str]:
@@ -98,16 +106,46 @@ def build_otter(config: CourseConfig, tests: list[ReleaseTest], dst: Path) -> li
     dst.mkdir(parents=True, exist_ok=True)
     nbformat.write(master_notebook(config, tests), dst / NOTEBOOK)
     shutil.copyfile(Path(nbchecks.__file__), dst / f"{CHECKS_MODULE}.py")
-    proc = run_otter(["assign", "-v", NOTEBOOK, "dist"], cwd=dst)
+    hidden = dst / nbchecks.HIDDEN_FILE  # instructor-side; otter assign's own test run reads it via the env
+    save_hidden(hidden, tests)
+    proc = run_otter(["assign", "-v", NOTEBOOK, "dist"], cwd=dst, env={nbchecks.HIDDEN_ENV: str(hidden)})
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-12:])
         raise UserError(f"`otter assign` failed on the master notebook (exit {proc.returncode}):\n{tail}")
     zips = sorted((dst / "dist" / "autograder").glob("*.zip"))
     if len(zips) != 1:
         raise UserError(f"`otter assign` made {len(zips)} autograder zips in {dst / 'dist/autograder'}, expected 1")
+    with zipfile.ZipFile(zips[0], "a") as zf:  # files/ is copied next to the submission, by bplab_checks.py
+        zf.write(hidden, f"files/{nbchecks.HIDDEN_FILE}")
+    hidden.unlink()
     shutil.copyfile(zips[0], dst / "autograder.zip")
+    honest_student_tests(dst / "dist" / "student" / "tests", tests)
     (dst / "README.md").write_text(README.format(year=config.year, notebook=NOTEBOOK), encoding="utf-8")
     return sorted(str(p.relative_to(dst)) for p in dst.rglob("*") if p.is_file())
+
+
+#: how ``otter assign`` 7 writes a public 0-point test case into the student's tests/ files
+ZERO_POINT_PUBLIC = re.compile(r"@test_case\(points=0(?:\.0)?, hidden=False\)")
+
+
+def honest_student_tests(folder: Path, tests: list[ReleaseTest]) -> None:
+    """Make ``otter check`` fail when a public self-check fails.
+
+    ``otter check`` says "All tests passed!" when the points passed equal the points possible, so a
+    failing 0-point test (the public self-checks of gradients, minibatch, sgd_step and training)
+    went unnoticed. In the student's copy of the tests only (what ``otter check`` and
+    ``grader.check`` read; ``autograder.zip`` grades with its own copy, 0 points), each such test is
+    worth 1 point. Raises UserError when otter wrote them in a form this does not recognise.
+    """
+    expected = sum(1 for t in tests if not t.hidden and t.points == 0)
+    found = 0
+    for path in sorted(Path(folder).glob("*.py")):
+        text, n = ZERO_POINT_PUBLIC.subn("@test_case(points=1.0, hidden=False)", path.read_text(encoding="utf-8"))
+        found += n
+        path.write_text(text, encoding="utf-8")
+    if found != expected:
+        raise UserError(f"otter assign wrote {found} public 0-point test(s) into {folder}, expected {expected}; "
+                        "this otter version writes tests differently (see autograder/release/otter.py)")
 
 
 README = """# otter-grader version of the {year} release
@@ -134,6 +172,8 @@ def submission_notebook(student_nb: Path, source: str, out: Path) -> None:
         raise ValueError(f"{student_nb}: no implementation/helpers cells (metadata backprop_lab.role)")
     roles["implementation"].source = source
     roles["helpers"].source = "# (everything is in the cell above)"
+    if "extensions" in roles:
+        roles["extensions"].source = "# (the extensions, if any, are in the implementation cell)"
     nbformat.write(nb, out)
 
 

@@ -1,0 +1,82 @@
+"""Extensions everywhere: an enabled extension is a question in the otter and nbgrader versions with its
+points, counts in the handout README's total, in the gate's agreement, and scores the same in otter
+(real `otter run`) as in the backprop-lab grader."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import nbformat
+import pytest
+
+from autograder.config import load_config
+from autograder.handout.readme import build_readme
+from autograder.handout.writer import render_assignment
+from autograder.release.expected import build_tests, by_check, run_tests
+from autograder.release.gate import gate_reference, run_gate
+from autograder.release.nbgrader import source_notebook
+from autograder.release.otter import master_notebook
+
+ALL = {"l2": True, "early_stopping": True, "dropout": True}
+POINTS = {"l2": 8.0, "early_stopping": 5.0, "dropout": 6.0}
+
+
+def config(extensions=ALL):
+    return replace(load_config(activation="relu"), extensions=dict(extensions), extension_points=POINTS)
+
+
+def test_each_enabled_extension_is_a_question_with_its_points():
+    cfg = config({"l2": True, "early_stopping": False, "dropout": True})
+    tests = build_tests(cfg)
+    assert {t.check_id for t in tests} >= {"l2", "dropout"} and "early_stopping" not in {t.check_id for t in tests}
+    assert sum(t.points for t in tests if t.check_id == "l2") == 8.0
+    otter = nbformat.writes(master_notebook(cfg, tests))
+    assert "name: l2" in otter and "name: dropout" in otter and "name: early_stopping" not in otter
+    nb = source_notebook(cfg, tests)
+    graded = [c.metadata["nbgrader"] for c in nb.cells if c.metadata["nbgrader"].get("grade")]
+    assert sum(m["points"] for m in graded) == pytest.approx(cfg.max_score + 8 + 6)
+    assert "(total 114)" in nb.cells[0].source
+    readme = build_readme(cfg)
+    assert "## What is graded (114 points)" in readme and "| `l2` | 8 |" in readme and "`early_stopping` |" not in readme
+
+
+def test_extension_checks_pass_the_reference_and_fail_the_skeleton():
+    cfg = config()
+    tests = [t for t in build_tests(cfg) if t.check_id in ALL]
+    namespace: dict = {}
+    exec(compile(gate_reference(cfg), "reference", "exec"), namespace)  # our own reference: trusted
+    assert by_check(run_tests(tests, namespace)) == POINTS
+    skeleton: dict = {}
+    exec(compile(render_assignment(cfg)["mlp.py"], "skeleton", "exec"), skeleton)
+    assert all(v == 0 for v in by_check(run_tests(tests, skeleton)).values())
+
+
+@pytest.mark.sandbox
+def test_the_gate_agreement_covers_the_extensions():
+    cfg = config()
+    gate = run_gate(cfg, render_assignment(cfg)["mlp.py"], with_training=False, tests=build_tests(cfg))
+    assert gate.passed, [r.to_dict() for r in gate.misses]
+    reference = next(r for r in gate.rows if r.subject == "reference")
+    assert reference.other_graders == f"agree ({cfg.max_score - cfg.rubric['training'] + sum(POINTS.values()):g})"
+    assert any(r.subject.startswith("mutant l2_") or r.subject.startswith("mutant dropout_") for r in gate.rows)
+
+
+@pytest.mark.slow
+def test_otter_run_grades_the_extensions_like_the_grader(tmp_path):
+    pytest.importorskip("otter")
+    from autograder.grade import grade_source, prepare
+    from autograder.release.otter import build_otter, results_by_question, run_otter, submission_notebook
+    cfg = config()
+    tests = build_tests(cfg)
+    build_otter(cfg, tests, tmp_path / "otter")
+    work = tmp_path / "run"
+    (work / "out").mkdir(parents=True)
+    source = gate_reference(cfg)
+    submission_notebook(tmp_path / "otter" / "dist" / "student" / "backprop_lab.ipynb", source,
+                        work / "backprop_lab.ipynb")
+    proc = run_otter(["run", "-a", str(tmp_path / "otter" / "autograder.zip"), "-o", "out", "backprop_lab.ipynb"],
+                     work)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    otter = results_by_question(work / "out" / "results.json")
+    grader = grade_source(source, prepare(cfg, with_training=False)).by_check()
+    for ext, points in POINTS.items():
+        assert otter[ext] == grader[ext] == points
