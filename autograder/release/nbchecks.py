@@ -20,9 +20,7 @@ KEYS = ("W", "b", "V", "c")
 FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 
 
-# ------------------------------------------------------------------------------------------------
-# packing: arrays travel inside test cells as base64 text of an .npz (never pickled)
-# ------------------------------------------------------------------------------------------------
+# ---- packing: arrays travel inside test cells as base64 text of an .npz (never pickled) --------
 def pack(arrays):
     """``{name: array}`` -> base64 text of an uncompressed .npz (allow_pickle is never needed)."""
     buf = io.BytesIO()
@@ -70,9 +68,7 @@ def cases(data, prefix="case"):
     return [found[i] for i in sorted(found)]
 
 
-# ------------------------------------------------------------------------------------------------
-# calling the student's code and validating what comes back (type -> shape -> dtype -> finite)
-# ------------------------------------------------------------------------------------------------
+# ---- calling the student's code and validating what comes back (type -> shape -> dtype -> finite) ----
 def _params(case):
     return {k: np.array(case[k], dtype=np.float64) for k in KEYS}
 
@@ -141,9 +137,7 @@ def _grad(grads, key, shape):
     return _array(f"dL/d{key}", grads[key], shape)
 
 
-# ------------------------------------------------------------------------------------------------
-# forward
-# ------------------------------------------------------------------------------------------------
+# ---- forward -------------------------------------------------------------------------------------
 def forward_matches(forward, data):
     """probs of every case match the reference's (rtol 1e-6, atol 1e-9 in float64)."""
     for i, case in enumerate(cases(data)):
@@ -163,9 +157,7 @@ def forward_matches(forward, data):
                                  "logits = h V^T + c and the softmax over each row")
 
 
-# ------------------------------------------------------------------------------------------------
-# gradients
-# ------------------------------------------------------------------------------------------------
+# ---- gradients -----------------------------------------------------------------------------------
 def gradient_matches(forward, backward, data, key):
     """dL/d``key`` of every case matches the true gradient (relative error < 1e-6 in float64)."""
     for i, case in enumerate(cases(data)):
@@ -183,9 +175,7 @@ def gradients_match_all(forward, backward, data):
         gradient_matches(forward, backward, data, key)
 
 
-# ------------------------------------------------------------------------------------------------
-# minibatch
-# ------------------------------------------------------------------------------------------------
+# ---- minibatch -----------------------------------------------------------------------------------
 def batch_is_mean(forward, backward, data):
     """The gradient of a batch equals the mean of its per-example gradients."""
     case = cases(data)[0]
@@ -250,9 +240,7 @@ def inputs_unchanged(forward, backward, data):
                                  "instead (e.g. not `X -= ...`)")
 
 
-# ------------------------------------------------------------------------------------------------
-# sgd_step
-# ------------------------------------------------------------------------------------------------
+# ---- sgd_step ------------------------------------------------------------------------------------
 def _sgd(sgd_step, case):
     params = {k: np.array(case["p" + k]) for k in KEYS}
     grads = {k: np.array(case["g" + k]) for k in KEYS}
@@ -285,9 +273,7 @@ def sgd_keeps_grads(sgd_step, data):
         raise AssertionError(f"sgd_step changed the gradients {', '.join(changed)}; read them, do not modify them")
 
 
-# ------------------------------------------------------------------------------------------------
-# training: a small synthetic stand-in for MNIST (no data files, no time budget)
-# ------------------------------------------------------------------------------------------------
+# ---- training: a small synthetic stand-in for MNIST (no data files, no time budget) --------------
 def synthetic_task(seed, n_in, n_out, n_train, n_test, separation):
     """Gaussian clusters, one per class: (X_train, y_train, X_test, y_test), X float64 (N, n_in)."""
     rng = np.random.default_rng(int(seed))
@@ -345,9 +331,7 @@ def training_reaches(init_params, forward, backward, sgd_step, data, threshold):
                              f"{float(threshold):.0%}")
 
 
-# ------------------------------------------------------------------------------------------------
-# optional extensions (only in releases whose course.toml enables them)
-# ------------------------------------------------------------------------------------------------
+# ---- optional extensions (only in releases whose course.toml enables them) -----------------------
 def _case_params(data, prefix="p."):
     return {k: np.array(data[prefix + k], dtype=np.float64) for k in KEYS}
 
