@@ -83,7 +83,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .batch.demo import cli_demo
         return cli_demo(args)
     if args.command == "gradebook":
-        from .batch.gradebook import cli_gradebook
+        from .batch.merge import cli_gradebook
         return cli_gradebook(args)
     if args.command == "release":
         from .release.build import cli_release
