@@ -2,23 +2,27 @@
 terminal. (Escaping for rich markup is ``rich.markup.escape`` at each call site.)"""
 from __future__ import annotations
 
-import textwrap
-
 ELLIPSIS = "…"
 
 
 def shorten(text: str, width: int) -> str:
     """``text`` on one line, at most ``width`` characters: cut at a word boundary and ended with "…".
-    A single word longer than ``width`` is cut inside the word (still with the ellipsis)."""
+    A first word longer than ``width`` is cut inside the word (still with the ellipsis).
+    (``textwrap.shorten`` counts a space before its placeholder, so it cuts one word early.)"""
     text = " ".join(str(text).split())
     if len(text) <= width:
         return text
     if width <= 1:
-        return ELLIPSIS[:width]
-    short = textwrap.shorten(text, width=width, placeholder=" " + ELLIPSIS)
-    if short == ELLIPSIS or len(short) > width or short.strip() == ELLIPSIS:
-        return text[: width - 1].rstrip() + ELLIPSIS
-    return short.replace(" " + ELLIPSIS, ELLIPSIS) if short.endswith(" " + ELLIPSIS) else short
+        return ELLIPSIS[:max(width, 0)]
+    kept = ""
+    for word in text.split(" "):
+        candidate = f"{kept} {word}" if kept else word
+        if len(candidate) + 1 > width:
+            break
+        kept = candidate
+    if not kept:
+        return text[: width - 1] + ELLIPSIS
+    return kept.rstrip(",;:") + ELLIPSIS
 
 
 def first_line(text: str, width: int) -> str:
