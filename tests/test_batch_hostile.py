@@ -318,3 +318,43 @@ def test_every_cli_argument_has_help_and_every_subcommand_an_example():
     assert len(top) >= 9
     for parser in top:
         assert "example:\n  backprop-lab " in parser.format_help(), parser.prog
+
+
+def test_a_student_folder_is_committed_whole_and_a_half_swap_is_undone(tmp_path, monkeypatch):
+    from autograder.batch import commit
+    out = tmp_path / "out"
+    out.mkdir()
+    commit.commit_folder(out, "ann", {"results.json": "1", "feedback.html": "a", ".state.json": "s1"})
+    commit.commit_folder(out, "ann", {"results.json": "2", "feedback.html": "b", ".state.json": "s2"})
+    assert sorted(p.name for p in (out / "ann").iterdir()) == [".state.json", "feedback.html", "results.json"]
+    assert (out / "ann" / "results.json").read_text() == "2" and not list(out.glob(".stage.*"))
+    monkeypatch.setattr(commit, "_exchange", lambda a, b: False)       # the two-rename fallback
+    commit.commit_folder(out, "ann", {"results.json": "3", "feedback.html": "c"})
+    assert sorted(p.name for p in (out / "ann").iterdir()) == ["feedback.html", "results.json"]
+    # a kill between the fallback's two renames: the old folder is parked, the new one not yet in place
+    (out / "ann").rename(out / ".old.ann.123")
+    (out / ".stage.ann.456").mkdir()
+    (out / ".stage.ann.456" / "results.json").write_text("half")
+    (out / ".gradebook.csv.789.tmp").write_text("half")
+    done = commit.recover(out)
+    assert (out / "ann" / "results.json").read_text() == "3" and "restored ann" in done
+    assert not list(out.glob(".stage.*")) and not list(out.glob(".old.*")) and not list(out.glob(".*.tmp"))
+
+
+def test_batch_modules_have_no_import_cycle():
+    import ast
+    folder = Path(__file__).resolve().parent.parent / "autograder" / "batch"
+    deps = {}
+    for path in folder.glob("*.py"):
+        deps[path.stem] = {n.module.split(".")[0] for n in ast.walk(ast.parse(path.read_text()))
+                           if isinstance(n, ast.ImportFrom) and n.level == 1 and n.module}
+
+    def reach(module, seen):
+        for d in deps.get(module, ()):
+            if d not in seen:
+                seen.add(d)
+                reach(d, seen)
+        return seen
+
+    assert [m for m in deps if m in reach(m, set())] == []
+    assert "gradebook" not in deps["summary"] and "summary" not in deps["rows"]
