@@ -229,12 +229,12 @@ def unreadable_report(config: CourseConfig, problem: str) -> GradeReport:
     return report
 
 
-def print_table(report: GradeReport, stream=sys.stdout) -> None:
+def print_table(report: GradeReport, stream=None) -> None:
     """The report as a table as wide as the terminal; student text is escaped (never rich markup)."""
     from rich.markup import escape
     from rich.table import Table
     from .terminal import console_for, first_line
-    console = console_for(stream)
+    console = console_for(stream or sys.stdout)
     table = Table(title=f"score {report.score:g} / {report.max_score:g}  ({escape(report.status)})")
     table.add_column("test", overflow="fold")
     table.add_column("points", justify="right", no_wrap=True)
