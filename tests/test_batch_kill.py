@@ -110,8 +110,8 @@ def test_kill_9_at_20_random_moments(uninterrupted):
         before = states(out) if out.exists() else {}
         proc = start(subs, out)
         # a moment within what is left of this run: start-up, then a share per unfinished student
-        remaining = seconds * (0.35 + 0.65 * (len(students) - len(before)) / len(students))
-        moment = rng.uniform(0.05, remaining)
+        remaining = seconds * (0.4 + 0.6 * (len(students) - len(before)) / len(students))
+        moment = rng.uniform(0.05, 0.7 * remaining)
         try:
             proc.wait(timeout=moment)
         except subprocess.TimeoutExpired:
