@@ -232,7 +232,10 @@ def run_batch(submissions: Path | str, out: Path | str, jobs: int | None = None,
                 outcome.graded.append(result)
                 reporter.finished(result["student"], result.get("score"), result.get("max_score"),
                                   result["status"], result.get("seconds", 0.0))
-                books.rebuild(throttle=True)
+                try:
+                    books.rebuild(throttle=True)
+                except Exception:  # noqa: BLE001 - a failed interim rebuild is retried; the final one reports
+                    pass
 
             for job in unreadable:
                 try:
