@@ -255,7 +255,10 @@ def cli_grade(args) -> int:
         sub = load_submission(path)
     except SubmissionError as exc:  # unusable input: a zero report with the reason, then exit 2 with one line
         if path.exists():
-            write_reports(unreadable_report(config, str(exc)), Path(args.out))
+            try:
+                write_reports(unreadable_report(config, str(exc)), Path(args.out))
+            except OSError:
+                pass  # --out not writable: the one stderr line about the input still comes first
         raise
     env = prepare(config, progress=lambda m: print(m, file=sys.stderr))
     report = grade_source(sub.source, env, sub.origin, sub.notes)
