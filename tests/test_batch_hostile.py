@@ -358,3 +358,14 @@ def test_batch_modules_have_no_import_cycle():
 
     assert [m for m in deps if m in reach(m, set())] == []
     assert "gradebook" not in deps["summary"] and "summary" not in deps["rows"]
+
+
+def test_json_depth_counts_brackets_outside_strings_only():
+    from autograder.submission import MAX_JSON_DEPTH, json_depth, notebook_to_source
+    assert json_depth('{"a": [1, {"b": "[[[[\\"]]"}]}') == 3
+    assert json_depth("") == 0 and json_depth("[" * 5000 + "]" * 5000) == 5000
+    ok = '{"cells": [{"cell_type": "code", "source": ["x = 1\\n"], "outputs": ' + "[" * 90 + "]" * 90 + "}]}"
+    assert notebook_to_source(ok, "a.ipynb")[0].startswith("x = 1")
+    from autograder.errors import SubmissionError
+    with pytest.raises(SubmissionError, match="nests deeper"):
+        notebook_to_source('{"cells": ' + "[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1) + "}", "a.ipynb")
