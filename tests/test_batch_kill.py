@@ -33,7 +33,7 @@ DRIVER = ("import sys\n"
           "    print_outcome(run_batch(sys.argv[1], sys.argv[2], jobs=2, with_training=False, progress='lines'))\n"
           "except KeyboardInterrupt:\n"
           "    sys.exit(130)\n")
-KILLS, INTERRUPTS = 20, 10
+KILLS, KILLS_PER_ROUND, INTERRUPTS = 20, 5, 10
 
 
 def make_class(folder: Path) -> list[str]:
@@ -100,43 +100,58 @@ def uninterrupted(tmp_path_factory):
     return base, subs, students, (out / "gradebook.csv").read_bytes(), time.monotonic() - started
 
 
-@pytest.mark.slow
-def test_kill_9_at_20_random_moments(uninterrupted):
-    base, subs, students, expected, seconds = uninterrupted
-    rng = random.Random(14)
-    kills = rounds = 0
-    out = base / "k0"
-    while kills < KILLS:
-        before = states(out) if out.exists() else {}
-        proc = start(subs, out)
-        # a moment within what is left of this run: start-up, then a share per unfinished student
-        remaining = seconds * (0.4 + 0.6 * (len(students) - len(before)) / len(students))
-        moment = rng.uniform(0.05, 0.7 * remaining)
-        try:
-            proc.wait(timeout=moment)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)   # the batch process only: its workers die with it
-            proc.wait(timeout=60)
-            kills += 1
-            check_nobody_regraded(before, out, f"kill -9 at {moment:.2f} s")
-            if (out / "gradebook.csv").exists():   # never half a file
-                assert set(book(out)) <= set(students)
-            continue
-        assert proc.returncode == 0, proc.stdout.read().decode()
-        check_nobody_regraded(before, out, f"a finished run of round {rounds}")
-        same_gradebook(out, expected, f"round {rounds}")
-        assert not list(out.glob(".stage.*")) and not list(out.glob(".old.*"))
-        rounds += 1
-        out = base / f"k{rounds}"                 # a fresh results folder: kill it again from the start
+def finish(subs: Path, out: Path, expected: bytes, students: list[str], when: str) -> None:
+    """Run to the end: nobody finished is graded again, and the gradebook is the uninterrupted one."""
     before = states(out) if out.exists() else {}
     proc = start(subs, out)
     output = proc.communicate(timeout=300)[0].decode()
     assert proc.returncode == 0, output
-    check_nobody_regraded(before, out, "the last kill")
-    same_gradebook(out, expected, "after the last kill")
+    check_nobody_regraded(before, out, when)
+    same_gradebook(out, expected, when)
     assert sorted(states(out)) == students
     assert not list(out.glob(".stage.*")) and not list(out.glob(".old.*")) and not list(out.glob(".*.tmp"))
-    print(f"{kills} kills over {rounds + 1} rounds; uninterrupted run {seconds:.1f} s")
+
+
+@pytest.mark.slow
+def test_kill_9_at_20_random_moments(uninterrupted):
+    """Rounds on fresh results folders; in each, up to 5 kills of resumed runs (fewer when the class
+    finishes first), then a run to the end; until 20 kills have landed."""
+    base, subs, students, expected, seconds = uninterrupted
+    rng = random.Random(14)
+    trace = []
+    round_ = 0
+    while len(trace) < KILLS:
+        out = base / f"k{round_}"
+        kills = 0
+        while kills < min(KILLS_PER_ROUND, KILLS - len(trace)):
+            before = states(out) if out.exists() else {}
+            if len(before) == len(students):
+                break                               # the class finished between kills: next round
+            proc = start(subs, out)
+            t0 = time.monotonic()
+            if rng.random() < 0.5:    # any moment of the run
+                time.sleep(rng.uniform(0.05, seconds))
+            else:                      # just after a student is committed (its gradebook rebuild, the next one)
+                while proc.poll() is None and len(states(out)) <= len(before) and time.monotonic() - t0 < 120:
+                    time.sleep(0.01)
+                time.sleep(rng.uniform(0.0, 0.4))
+            moment = time.monotonic() - t0
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)   # the batch process only: its workers die with it
+                proc.wait(timeout=60)
+                kills += 1
+                check_nobody_regraded(before, out, f"kill -9 at {moment:.2f} s")
+                if (out / "gradebook.csv").exists():   # never half a file
+                    assert set(book(out)) <= set(students)
+                trace.append((round_, round(moment, 2), len(before), len(states(out))))
+                continue
+            proc.wait()
+            assert proc.returncode == 0, proc.stdout.read().decode()
+            check_nobody_regraded(before, out, f"a finished run of round {round_}")
+        finish(subs, out, expected, students, f"the end of round {round_}")
+        round_ += 1
+    assert len(trace) == KILLS, trace
+    print(f"kills (round, moment s, finished before, finished after): {trace}; uninterrupted {seconds:.1f} s")
 
 
 @pytest.mark.slow
