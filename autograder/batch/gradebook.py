@@ -19,6 +19,9 @@ from urllib.parse import quote
 from ..results import write_text_atomic
 from .rows import Row, check_columns, fmt
 
+__all__ = ["Row", "GRADEBOOK", "SUMMARY", "FORMATS", "safe_cell", "gradebook_csv", "canvas_csv", "write_gradebook",
+           "write_outputs", "feedback_link"]   # Row: re-exported for callers of the old module layout
+
 GRADEBOOK = "gradebook.csv"
 SUMMARY = "summary.html"
 TAIL_COLUMNS = ["isolation", "status", "late", "diagnoses", "note", "name", "sid", "email"]

@@ -32,7 +32,7 @@ from ..config import CourseConfig, load_config
 from ..errors import UserError
 from .commit import LOG, log_event, recover, unreadable_report, write_student
 from .discover import Roster, discover
-from .plan import STATE, Job, is_current, plan_job, state_for
+from .plan import STATE, Job, is_current, plan_job, settings_digest, state_for
 from .pool import WORKERS_LOCK, masks_for, run_pool
 from .progress import Reporter, print_outcome
 
@@ -42,6 +42,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 REBUILD_EVERY_S = 1.0
 
 __all__ = ["run_batch", "cli_batch", "build_gradebook", "print_outcome", "plan_job", "state_for", "is_current",
+           "settings_digest",
            "LOG", "STATE", "WORKERS_LOCK", "LOCK", "INPUTS", "BatchOutcome", "Job"]
 
 
