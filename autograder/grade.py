@@ -21,6 +21,7 @@ from .checks import common, forward, gradients, minibatch, sgd_step, training
 from .checks import extensions as ext_checks
 from .checks.common import Context, zero_results
 
+API_FUNCTIONS = ("init_params", "forward", "backward", "sgd_step")
 CHECK_LABELS = {
     "forward": forward.LABELS,
     "gradients": ["W", "b", "V", "c"],
@@ -147,6 +148,8 @@ def grade_source(source: str, env: Environment, origin: str = "mlp.py",
                 missing = loaded.meta.get("missing") or []
                 if missing:
                     report.notes.append(f"mlp.py does not define {', '.join(map(str, missing))}")
+                if set(API_FUNCTIONS) <= {str(m) for m in missing}:  # an empty notebook or file: a TA should look
+                    report.status = "no_functions"
                 ctx = Context(config, ref, session)
                 report.results += _run_check("forward", lambda: forward.run(ctx), config, session)
                 report.results += _run_check("gradients", lambda: gradients.run(ctx), config, session)
@@ -162,7 +165,8 @@ def grade_source(source: str, env: Environment, origin: str = "mlp.py",
                 if ext_checks.enabled_extensions(config):  # optional parts: only those course.toml enables
                     report.results += ext_checks.run(ctx)
                 tags = report.diagnoses()
-                if tags and all(r.score == 0 for r in report.results) and "not_implemented" in tags:
+                if (tags and all(r.score == 0 for r in report.results) and "not_implemented" in tags
+                        and report.status != "no_functions"):
                     report.status = "not_implemented"
             report.student_output = session.output_tail()
             report.events = list(session.events)
@@ -184,27 +188,46 @@ def write_reports(report: GradeReport, out_dir: Path, student: str = "") -> None
     write_text_atomic(out_dir / "feedback.html", render_feedback(report, student))
 
 
-def print_table(report: GradeReport, stream=sys.stdout) -> None:
-    from rich.console import Console
+def unreadable_report(config: CourseConfig, problem: str) -> GradeReport:
+    """A zero report that says, in every check, why the submission could not be graded (nothing ran)."""
+    report = GradeReport([], "not run (the submission could not be read)", config.activation, config.year,
+                         status="unreadable", grader_version=__version__)
+    report.results += _all_zero(config, f"The submission could not be graded: {problem}. Nothing was run. Submit "
+                                        "your mlp.py (or the notebook, or a zip holding mlp.py) again.", ["unreadable"])
+    return report
+
+
+def print_table(report: GradeReport, stream=None) -> None:
+    """The report as a table as wide as the terminal; student text is escaped (never rich markup)."""
+    from rich.markup import escape
     from rich.table import Table
-    table = Table(title=f"score {report.score:g} / {report.max_score:g}  ({report.status})")
-    table.add_column("test")
-    table.add_column("points", justify="right")
-    table.add_column("feedback", overflow="fold")
+    from .terminal import console_for, first_line
+    console = console_for(stream or sys.stdout)
+    table = Table(title=f"score {report.score:g} / {report.max_score:g}  ({escape(report.status)})")
+    table.add_column("test", overflow="fold")
+    table.add_column("points", justify="right", no_wrap=True)
+    table.add_column("feedback", overflow="fold", ratio=1)
     for r in report.results:
         mark = "[green]" if r.passed else "[red]"
-        table.add_row(r.name, f"{mark}{r.score:g}/{r.max_score:g}", r.message.splitlines()[0][:160])
-    console = Console(file=stream, width=140)
+        table.add_row(escape(r.name), f"{mark}{r.score:g}/{r.max_score:g}", escape(first_line(r.message, 160)))
     console.print(table)
-    console.print(f"isolation: {report.isolation}")
+    console.print(f"isolation: {escape(report.isolation)}", highlight=False)
     if report.budget.get("statement"):
-        console.print(report.budget["statement"])
+        console.print(escape(str(report.budget["statement"])), highlight=False)
 
 
 def cli_grade(args) -> int:
     config = load_config(activation=args.activation)
     path = Path(args.submission)
-    sub = load_submission(path)  # unusable input: SubmissionError -> exit 2 with one line
+    try:
+        sub = load_submission(path)
+    except SubmissionError as exc:  # unusable input: a zero report with the reason, then exit 2 with one line
+        if path.exists():
+            try:
+                write_reports(unreadable_report(config, str(exc)), Path(args.out))
+            except OSError:
+                pass  # --out not writable: the one stderr line about the input still comes first
+        raise
     env = prepare(config, progress=lambda m: print(m, file=sys.stderr))
     report = grade_source(sub.source, env, sub.origin, sub.notes)
     write_reports(report, Path(args.out))
@@ -214,4 +237,4 @@ def cli_grade(args) -> int:
 
 
 __all__ = ["Environment", "prepare", "grade_source", "grade_path", "write_reports", "cli_grade",
-           "SubmissionError"]
+           "unreadable_report", "SubmissionError"]

@@ -14,7 +14,9 @@ import pytest
 
 from autograder.batch import safezip
 from autograder.batch.discover import discover, load_gradescope_metadata, student_id
-from autograder.batch.gradebook import gradebook_csv, merge, row_from_results
+from autograder.batch.gradebook import gradebook_csv
+from autograder.batch.merge import merge
+from autograder.batch.rows import row_from_results
 from autograder.errors import UserError
 
 SRC = "import numpy as np\nHYPERPARAMS = {}\n"
@@ -306,7 +308,7 @@ def test_gradebook_command_merges_foreign_results(tmp_path):
     assert (tmp_path / "book" / "ben" / "results.json").is_file()
     from autograder.cli import main
     assert main(["gradebook", str(runs), "--out", str(tmp_path / "book2")]) == 0
-    text = (tmp_path / "book2" / "gradebook.csv").read_text()
+    text = (tmp_path / "book2" / "gradebook.csv").read_text(encoding="utf-8-sig")
     assert text.splitlines()[1].startswith("ann,20,20") and "ben,5,5" in text
     assert (tmp_path / "book2" / "summary.html").read_text().count("<img") >= 1
 
@@ -325,7 +327,7 @@ def test_gradebook_merges_a_gradescope_export_with_results(tmp_path):
 def test_state_matches_only_the_same_submission_config_and_grader(tmp_path, monkeypatch):
     import dataclasses
 
-    from autograder.batch import runner
+    from autograder.batch import plan as runner
     from autograder.batch.discover import Entry
     from autograder.config import load_config
     config = load_config()

@@ -29,7 +29,7 @@ MUT = mutant_sources(ACT)
 
 
 def read_gradebook(path: Path) -> dict[str, dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
         return {row["student"]: row for row in csv.DictReader(fh)}
 
 

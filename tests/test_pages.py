@@ -99,7 +99,7 @@ def demo(tmp_path_factory):
 def test_demo_grades_the_sample_class(demo):
     out, printed, seconds = demo
     assert "summary.html" in printed and str(out / "summary.html") in printed
-    with open(out / "gradebook.csv", newline="", encoding="utf-8") as fh:
+    with open(out / "gradebook.csv", newline="", encoding="utf-8-sig") as fh:
         book = {r["student"]: r for r in csv.DictReader(fh)}
     assert sorted(book) == sorted(s for s, _, _ in SAMPLE_CLASS)
     assert book["01-reference"]["total"] == "100" and book["11-notebook"]["total"] == "100"

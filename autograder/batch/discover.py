@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import SubmissionError, UserError
+from ..submission import walk_files
 from .safezip import MAX_MEMBER_BYTES, clean_component, extract_once
 
 SUBMISSION_SUFFIXES = (".py", ".ipynb", ".zip")
@@ -23,6 +24,8 @@ IGNORED = ("__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini")
 # Canvas: lastfirst[_LATE]_userid_submissionid_original-name  (the submission id is absent in some exports)
 CANVAS_NAME = re.compile(r"^(?P<name>[^_/]+?)(?P<late>_LATE)?_(?P<uid>\d+)_(?:(?P<sub>\d+)_)?(?P<file>.+)$")
 RESERVED_IDS = {"gradebook.csv", "summary.html", "inputs", "similarity"}  # similarity: RESULTS/similarity/ (the report)
+MAX_METADATA_BYTES = 8 * 1024**2     # submission_metadata.yml of a class of thousands is a few MB
+MAX_METADATA_DEPTH = 64
 
 
 @dataclass
@@ -118,18 +121,27 @@ def _from_folder(folder: Path, inputs_dir: Path, problems: dict[str, list[str]] 
     roster = Roster("folder", folder)
     for child in children:
         shown = f"{label}{readable_name(child.name)}"
-        if child.is_symlink():
+        try:
+            roster.entries.append(_folder_entry(child, shown))
+        except Exception as exc:  # noqa: BLE001 - the per-student boundary of discovery
             roster.entries.append(Entry(student_id(_stem(child.name)), None, shown,
-                                        problem=f"{shown} is a symbolic link; links are not followed"))
-        elif child.is_dir():
-            roster.entries.append(Entry(student_id(child.name), child, shown + "/"))
-        elif child.is_file() and child.name.lower().endswith(SUBMISSION_SUFFIXES):
-            roster.entries.append(Entry(student_id(_stem(child.name)), child, shown))
-        else:
-            roster.entries.append(Entry(student_id(_stem(child.name)), None, shown,
-                                        problem=f"{shown}: unsupported entry (not a .py, .ipynb, .zip or folder)"))
+                                        problem=f"{shown} could not be looked at ({exc.__class__.__name__}: "
+                                                f"{str(exc)[:200]})"))
     _attach_problems(roster, problems or {}, lambda first: student_id(_stem(first)))
     return roster
+
+
+def _folder_entry(child: Path, shown: str) -> Entry:
+    """The entry of one child of a plain submissions folder."""
+    if child.is_symlink():
+        return Entry(student_id(_stem(child.name)), None, shown,
+                     problem=f"{shown} is a symbolic link; links are not followed")
+    if child.is_dir():
+        return Entry(student_id(child.name), child, shown + "/")
+    if child.is_file() and child.name.lower().endswith(SUBMISSION_SUFFIXES):
+        return Entry(student_id(_stem(child.name)), child, shown)
+    return Entry(student_id(_stem(child.name)), None, shown,
+                 problem=f"{shown}: unsupported entry (not a .py, .ipynb, .zip or folder)")
 
 
 def _from_zip(path: Path, inputs_dir: Path) -> Roster:
@@ -172,7 +184,7 @@ def _attach_problems(roster: Roster, problems: dict[str, list[str]], student_of)
 def _has_files(path: Path) -> bool:
     if path.is_file():
         return True
-    return any(p.is_file() for p in path.rglob("*"))
+    return bool(walk_files(path)[0])
 
 
 # ---- Gradescope --------------------------------------------------------------------------------
@@ -187,10 +199,29 @@ def _plain(value):
 
 
 def load_gradescope_metadata(text: str) -> dict:
+    """Gradescope's submission_metadata.yml as plain data, read by a bounded safe loader.
+
+    Refused: more than MAX_METADATA_BYTES, any alias (``*name``: the "billion laughs" bomb needs them and
+    Gradescope never writes one), nesting deeper than MAX_METADATA_DEPTH. Ruby object tags
+    (``!ruby/object:...``) are read as plain mappings; nothing is ever constructed from a tag."""
     import yaml
 
+    if len(text) > MAX_METADATA_BYTES:
+        raise ValueError(f"{len(text) // 1024**2} MB, over the {MAX_METADATA_BYTES // 1024**2} MB limit")
+
     class Loader(yaml.SafeLoader):
-        """safe_load that reads Ruby object tags (``!ruby/object:...``) as plain mappings."""
+        """safe_load without aliases and with a depth bound; Ruby tags read as plain mappings."""
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.YAMLError(f"aliases are not accepted (line {self.peek_event().start_mark.line + 1})")
+            self._depth = getattr(self, "_depth", 0) + 1
+            try:
+                if self._depth > MAX_METADATA_DEPTH:
+                    raise yaml.YAMLError(f"nested deeper than {MAX_METADATA_DEPTH} levels")
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
 
     def generic(loader, suffix, node):
         if isinstance(node, yaml.MappingNode):
@@ -210,7 +241,9 @@ def load_gradescope_metadata(text: str) -> dict:
 def _gradescope(root: Path, problems: dict[str, list[str]], label: str) -> Roster:
     roster = Roster("gradescope", root)
     try:
-        meta = load_gradescope_metadata((root / GRADESCOPE_METADATA).read_text(encoding="utf-8", errors="replace"))
+        with open(root / GRADESCOPE_METADATA, "rb") as fh:
+            raw = fh.read(MAX_METADATA_BYTES + 1)
+        meta = load_gradescope_metadata(raw.decode("utf-8", errors="replace"))
     except Exception as exc:  # noqa: BLE001 - reported; the folders are still graded by folder name
         meta = {}
         roster.issues.append(f"{GRADESCOPE_METADATA} could not be read ({exc}); students are named by "
@@ -220,27 +253,40 @@ def _gradescope(root: Path, problems: dict[str, list[str]], label: str) -> Roste
     for c in sorted(others, key=lambda c: c.name):
         roster.issues.append(f"{label}{readable_name(c.name)}: a file outside any submission folder; not graded")
     for key in sorted(set(folders) | set(k for k in meta if isinstance(k, str))):
-        info = meta.get(key) if isinstance(meta.get(key), dict) else {}
-        people = [p for p in (info.get("submitters") or []) if isinstance(p, dict)]
-        ids = [_person_id(p) for p in people]
-        ids = [i for i in ids if i]
-        sid = "+".join(ids) if ids else key
-        entry = Entry(student_id(sid), folders.get(key), f"{label}{readable_name(key)}/",
-                      name="; ".join(str(p.get("name", "")) for p in people if p.get("name")),
-                      sid="; ".join(str(p.get("sid", "")) for p in people if p.get("sid")),
-                      email="; ".join(str(p.get("email", "")) for p in people if p.get("email")),
-                      late=_truthy(info.get("late")))
-        if key not in folders:
-            entry.problem = f"listed in {GRADESCOPE_METADATA} but the folder {key}/ is missing from the export"
-        elif meta and key not in meta:
-            entry.notes.append(f"{key}/ is not listed in {GRADESCOPE_METADATA}; named by its folder")
-        if len(people) > 1:
-            entry.notes.append(f"group submission of {len(people)} students")
-        roster.entries.append(entry)
+        try:
+            roster.entries.append(_gradescope_entry(key, meta, folders, label))
+        except Exception as exc:  # noqa: BLE001 - the per-student boundary of discovery
+            why = (f"its entry in {GRADESCOPE_METADATA} could not be used ({exc.__class__.__name__}: "
+                   f"{str(exc)[:200]}); named by its folder")
+            entry = Entry(student_id(key), folders.get(key), f"{label}{readable_name(key)}/", notes=[why])
+            if key not in folders:
+                entry.problem = why
+            roster.entries.append(entry)
     by_folder = {e.source[len(label):].rstrip("/"): e for e in roster.entries}
     _attach_problems(roster, problems, lambda first: by_folder[first].student if first in by_folder
                      else student_id(first))
     return roster
+
+
+def _gradescope_entry(key: str, meta: dict, folders: dict[str, Path], label: str) -> Entry:
+    """One submission folder of a Gradescope export, named from its metadata."""
+    info = meta.get(key) if isinstance(meta.get(key), dict) else {}
+    people = [p for p in (info.get("submitters") or []) if isinstance(p, dict)]
+    ids = [_person_id(p) for p in people]
+    ids = [i for i in ids if i]
+    sid = "+".join(ids) if ids else key
+    entry = Entry(student_id(sid), folders.get(key), f"{label}{readable_name(key)}/",
+                  name="; ".join(str(p.get("name", "")) for p in people if p.get("name")),
+                  sid="; ".join(str(p.get("sid", "")) for p in people if p.get("sid")),
+                  email="; ".join(str(p.get("email", "")) for p in people if p.get("email")),
+                  late=_truthy(info.get("late")))
+    if key not in folders:
+        entry.problem = f"listed in {GRADESCOPE_METADATA} but the folder {key}/ is missing from the export"
+    elif meta and key not in meta:
+        entry.notes.append(f"{key}/ is not listed in {GRADESCOPE_METADATA}; named by its folder")
+    if len(people) > 1:
+        entry.notes.append(f"group submission of {len(people)} students")
+    return entry
 
 
 def _person_id(person: dict) -> str:
@@ -277,12 +323,14 @@ def _canvas(folder: Path, files: list[Path], inputs_dir: Path, problems: dict[st
         sid = student_id(f"{name}_{uid}")
         source = label + ", ".join(readable_name(f.name) for f, _ in members)
         entry = Entry(sid, None, source, late=late[(name, uid, sub)], name=name, sid=uid)
-        if len(members) == 1:
-            entry.path = members[0][0]
-            if not entry.path.name.lower().endswith(SUBMISSION_SUFFIXES):
+        try:
+            if len(members) == 1 and members[0][0].name.lower().endswith(SUBMISSION_SUFFIXES):
+                entry.path = members[0][0]
+            else:
                 entry.path = _stage(staging / f"{sid}-{sub}", members, entry)
-        else:
-            entry.path = _stage(staging / f"{sid}-{sub}", members, entry)
+        except Exception as exc:  # noqa: BLE001 - the per-student boundary of discovery
+            entry.path = None
+            entry.problem = f"its files could not be gathered ({exc.__class__.__name__}: {str(exc)[:200]})"
         roster.entries.append(entry)
     _attach_problems(roster, problems, lambda first: _canvas_id(first))
     return roster

@@ -27,6 +27,7 @@ MAX_RATIO = 100                      # uncompressed/compressed above this (and o
 RATIO_MIN_BYTES = 1024**2
 CHUNK = 1024**2
 MARKER = ".extracted.json"
+MAX_DEPTH = 32                       # folder levels of one member; an LMS export needs about 4
 
 
 @dataclass
@@ -71,6 +72,8 @@ def member_parts(name: str) -> tuple[list[str] | None, str]:
     raw_parts = [p for p in text.split("/") if p not in ("", ".")]
     if any(p == ".." for p in raw_parts):
         return None, "path contains '..' (path traversal attempt); not extracted"
+    if len(raw_parts) > MAX_DEPTH:
+        return None, f"nested {len(raw_parts)} folders deep (limit {MAX_DEPTH}); not extracted"
     parts = [clean_component(p) for p in raw_parts]
     if not parts or any(p in ("", ".", "..") for p in parts):
         return None, "empty or unusable file name; not extracted"
@@ -180,6 +183,8 @@ def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, ro
         parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         return "its folder clashes with a file of the same name; not extracted"
+    except OSError as exc:
+        return f"its folder cannot be created ({exc.strerror or exc}); not extracted"
     real_root = root.resolve()
     if real_root not in parent.resolve().parents and parent.resolve() != real_root:
         return "resolves outside the extraction folder; not extracted"

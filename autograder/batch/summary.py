@@ -8,7 +8,7 @@ from typing import Any
 import jinja2
 
 from .. import __version__
-from .gradebook import Row, check_columns, fmt
+from .rows import Row, check_columns, fmt
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("autograder", "templates"),
                           autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)
