@@ -180,7 +180,7 @@ def grade_source(source: str, env: Environment, origin: str = "mlp.py",
                 missing = loaded.meta.get("missing") or []
                 if missing:
                     report.notes.append(f"mlp.py does not define {', '.join(map(str, missing))}")
-                ctx = Context(config, ref, session)
+                ctx = Context(config, ref, session, results=report.results)  # later checks see earlier ones
                 report.results += _run_check("forward", lambda: forward.run(ctx), config)
                 report.results += _run_check("gradients", lambda: gradients.run(ctx), config)
                 report.results += _run_check("minibatch", lambda: minibatch.run(ctx), config)

@@ -13,6 +13,12 @@ from ..worker.session import Reply, WorkerSession
 
 CALL_TIMEOUT = 20.0
 
+#: Diagnosis ids that describe a symptom or a bookkeeping fact, not a bug: never counted as bugs
+#: (batch/summary.py's "most common bugs"), never the "root cause" another check points to.
+SYMPTOM_TAGS = frozenset({"batch_size_dependent", "not_checked", "not_credited", "not_learning", "too_slow",
+                          "did_not_converge", "explained_by_other_check", "grader_error", "diverged",
+                          "plateaued", "timeout", "crashed", "exception", "grad_wrong", "forward_wrong"})
+
 
 @dataclass
 class Context:
@@ -22,6 +28,15 @@ class Context:
     session: WorkerSession
     mutations: dict[str, set[str]] = field(default_factory=dict)  # function -> inputs it changed
     succeeded: set[str] = field(default_factory=set)              # functions that returned at least once
+    results: list[CheckResult] = field(default_factory=list)      # results of the checks run before (grade.py)
+    right: set[str] = field(default_factory=set)                  # functions right on at least one case
+
+    def root_cause(self, check_ids: tuple[str, ...] = ("forward", "gradients", "sgd_step")) -> CheckResult | None:
+        """The first failed result of an earlier check that names a bug (not just a symptom)."""
+        for r in self.results:
+            if r.check_id in check_ids and not r.passed and set(r.diagnoses) - SYMPTOM_TAGS:
+                return r
+        return None
 
     def note_mutation(self, function: str, reply: Reply) -> None:
         if reply.ok:

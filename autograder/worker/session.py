@@ -26,6 +26,7 @@ from ..sandbox.launch import LaunchSpec, Limits, become_subreaper, descendants, 
 from ..sandbox.level import Isolation
 
 HARNESS = Path(__file__).with_name("harness.py")
+GRADCHECK = Path(__file__).parents[1] / "gradcheck.py"   # copied verbatim into the handout as assignment/gradcheck.py
 MAX_LINE = 256 * 1024
 MAX_NPZ = 64 * 1024**2
 LOG_TAIL = 3000
@@ -104,6 +105,7 @@ class WorkerSession:
         self.scratch.mkdir(mode=0o700)
         (self.scratch / "submission").mkdir()
         shutil.copy2(submission, self.scratch / "submission" / "mlp.py")
+        shutil.copy2(GRADCHECK, self.scratch / "submission" / "gradcheck.py")  # the handout's helper, importable
         self.proc = None
         self.selector: selectors.BaseSelector | None = None
         self.buffer = b""
@@ -348,36 +350,72 @@ class WorkerSession:
         return reply
 
     # ---- training (streamed checkpoints) --------------------------------------------------
-    def train(self, args: dict[str, Any], on_checkpoint, budget: float, grace: float = 3.0) -> Reply:
-        """Start the grader's training loop in the worker.
+    def cpu_seconds(self) -> float:
+        """CPU seconds (user + system) the worker's process tree has used so far: every live process
+        below the worker plus what they have reaped (cutime/cstime). 0 when no worker runs."""
+        from ..sandbox.launch import descendants
+        if self.proc is None:
+            return 0.0
+        ticks = 0
+        for pid in {self.proc.pid} | descendants(self.proc.pid):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                ticks += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime (fields 14-17)
+            except (OSError, ValueError, IndexError):
+                continue
+        return ticks / os.sysconf("SC_CLK_TCK")
 
-        ``on_checkpoint(k, step, arrays, used_seconds, meta)`` returns True to continue. Student
-        time (``used_seconds``, cumulative) is the wall time the worker ran between hand-backs,
-        measured here; the parent's own evaluation time is not counted. The worker is stopped
-        once it has used ``budget`` seconds (plus ``grace`` to reach the next checkpoint).
+    def train(self, args: dict[str, Any], schedule: list[int], on_checkpoint, budget: float,
+              wall_cap: float, grace: float = 3.0) -> Reply:
+        """Start the grader's training loop in the worker with checkpoints at the steps ``schedule``.
+
+        The parent owns the schedule: the i-th checkpoint that arrives is taken as ``schedule[i]``
+        (read from ``ckpt_{i}.npz``), one claiming another step is ignored, and the stream ends
+        after ``len(schedule)`` checkpoints, whatever the worker sends. ``on_checkpoint(i, step,
+        arrays, cpu_used, meta)`` returns True to continue. Student time is the worker tree's CPU
+        seconds (``cpu_seconds()``), so other load on the machine costs the student nothing; the
+        worker is stopped past ``budget`` (+ ``grace``) CPU seconds or ``wall_cap`` wall seconds.
         """
         loaded = self.ensure_started()
         if not loaded.ok:
             return loaded
         self.counter += 1
         rid = self.counter
-        if not self._send({**args, "op": "train", "id": rid}):
+        if not self._send({**args, "eval_steps": list(schedule), "op": "train", "id": rid}):
             return self._fail("crashed", "training", budget)
-        used = 0.0
-        started = time.monotonic()
+        cpu0 = self.cpu_seconds()
+        wall_deadline = time.monotonic() + wall_cap
+        received = ignored = 0
+        stopped = False
         while True:
-            msg = self._read_line(started + max(budget - used, 0.0) + grace)
+            msg = self._read_line(min(wall_deadline, time.monotonic() + 0.5))
+            if msg == "timeout":
+                if time.monotonic() >= wall_deadline:
+                    return self._fail("timeout", "training", wall_cap)
+                if self.cpu_seconds() - cpu0 > budget + grace:
+                    return self._fail("timeout", "training", budget)
+                continue
             if isinstance(msg, str):
                 return self._fail(msg, "training", budget)
             if msg.get("event") == "ckpt":
-                used += time.monotonic() - started
-                k = msg.get("k") if isinstance(msg.get("k"), int) else -1
-                arrays = self.load_npz(f"ckpt_{k}.npz") if 0 <= k < 10_000 else {}
+                if stopped:  # told to stop, still sending: end it here
+                    self.stop()
+                    self.events.append("training: the worker kept sending checkpoints after it was told to stop")
+                    return Reply("ok", meta={"stopped": True})
+                if received >= len(schedule) or msg.get("step") != schedule[received]:
+                    ignored += 1  # not a checkpoint the parent asked for: never evaluated
+                    if received >= len(schedule) or ignored > 10 or not self._send({"continue": True}):
+                        return self._fail("protocol", "training", budget)
+                    continue
+                used = self.cpu_seconds() - cpu0
+                arrays = self.load_npz(f"ckpt_{received}.npz")
                 meta = msg.get("meta") if isinstance(msg.get("meta"), dict) else {}
-                go_on = bool(on_checkpoint(k, msg.get("step"), arrays, used, meta))
+                step = schedule[received]
+                received += 1
+                go_on = bool(on_checkpoint(received - 1, step, arrays, used, meta)) and received < len(schedule)
+                stopped = not go_on
                 if not self._send({"continue": go_on}):
                     return self._fail("crashed", "training", budget)
-                started = time.monotonic()
                 continue
             if msg.get("id") == rid:
                 if not msg.get("ok"):

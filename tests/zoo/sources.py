@@ -5,6 +5,7 @@ carries through or fails loudly here (each substitution must match exactly once)
 """
 from __future__ import annotations
 
+import functools
 import re
 
 from autograder.reference import reference_source
@@ -200,3 +201,114 @@ def _activate(a):
 def _activate_grad(a, h):
     return _TABLE[ACTIVATION][1](a, h)
 '''
+
+
+# ---- issue 12: the grader owns training ----------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def _trained_reference_params(epochs: float = 1.5) -> dict:
+    """Reference parameters trained on MNIST in this process (what a student could paste into mlp.py)."""
+    import numpy as np
+    from autograder.mnist import load_mnist
+    from autograder.reference import load_reference
+    ref_mod = load_reference("relu")
+    data = load_mnist(fetch=True)
+    rng = np.random.default_rng(7)
+    params = ref_mod.init_params(784, 100, 10, rng)
+    X, y = data.train.X, data.train.y
+    eye = np.eye(10)
+    for s in range(int(epochs * X.shape[0] / 64)):
+        idx = rng.integers(0, X.shape[0], 64)
+        probs, cache = ref_mod.forward(params, np.asarray(X[idx], dtype=np.float64))
+        params = ref_mod.sgd_step(params, ref_mod.backward(params, cache, eye[y[idx]]), 0.5)
+    return params
+
+
+def pretrained_init_fd_backward() -> str:
+    """init_params returns weights trained offline (base64 inside mlp.py); backward is finite
+    differences of its own forward on small problems and zeros at MNIST size (the red team's 100/100)."""
+    import base64
+    import io
+    import numpy as np
+    buf = io.BytesIO()
+    np.savez(buf, **{k: v.astype(np.float32) for k, v in _trained_reference_params().items()})
+    blob = base64.b64encode(buf.getvalue()).decode()
+    s = patch(ref(), ("    scale_w = np.sqrt(2.0 / n_in) if ACTIVATION == \"relu\" else np.sqrt(1.0 / n_in)\n",
+                      "    if (n_in, n_hidden, n_out) == (784, 100, 10):\n"
+                      "        import base64, io\n"
+                      "        with np.load(io.BytesIO(base64.b64decode(_BLOB))) as z:\n"
+                      "            return {k: z[k].astype(np.float64) for k in z.files}\n"
+                      "    scale_w = np.sqrt(2.0 / n_in) if ACTIVATION == \"relu\" else np.sqrt(1.0 / n_in)\n"),
+              (BACKWARD_FIRST, "    if cache[0].size > 2000:\n"
+                               "        return {k: np.zeros_like(v) for k, v in params.items()}\n"
+                               "    return _fd(params, cache[0], Y)\n" + BACKWARD_FIRST))
+    return s + f'''
+
+_BLOB = "{blob}"
+
+
+def _fd(params, X, Y, h=1e-6):
+    def loss():
+        probs, _ = forward(params, X)
+        return -np.mean(np.log(np.sum(probs * Y, axis=1)))
+    out = {{}}
+    for k, v in params.items():
+        g = np.zeros_like(v)
+        flat, gflat = v.reshape(-1), g.reshape(-1)
+        for i in range(flat.size):
+            old = flat[i]
+            flat[i] = old + h
+            plus = loss()
+            flat[i] = old - h
+            minus = loss()
+            flat[i] = old
+            gflat[i] = (plus - minus) / (2 * h)
+        out[k] = g
+    return out
+'''
+
+
+def forged_checkpoints(n_hidden_claimed: int = 1024, count: int = 60) -> str:
+    """mlp.py patches the harness's training op (it runs in the same process) to stream forged
+    checkpoints without waiting: big random ones at made-up steps, then at every requested step."""
+    return prelude(ref(), f'''
+import sys as _sys, json as _json
+_H = getattr(_sys.modules.get("__main__"), "Harness", None)
+if _H is not None:
+    def _forged(self, req):
+        rng = np.random.default_rng(0)
+        steps = [s for s in req["eval_steps"]] + list(range(1, {count}))
+        for k, step in enumerate(steps[:{count}]):
+            n = {n_hidden_claimed} if k % 2 else int(req["n_hidden"])
+            self.save_npz(f"ckpt_{{k}}.npz", {{"W": rng.standard_normal((n, 784)) * 0.05, "b": np.zeros(n),
+                                             "V": rng.standard_normal((10, n)) * 0.1, "c": np.zeros(10)}})
+            self.reply({{"event": "ckpt", "k": k, "step": step, "meta": {{}}}})
+        return {{"steps": 0, "stopped": False}}
+    _H.op_train = _forged
+''')
+
+
+def trained_in_forged_loop() -> str:
+    """A patched training op that answers every requested step at once with pretrained weights."""
+    import base64
+    import io
+    import numpy as np
+    buf = io.BytesIO()
+    np.savez(buf, **{k: v.astype(np.float32) for k, v in _trained_reference_params().items()})
+    blob = base64.b64encode(buf.getvalue()).decode()
+    return prelude(ref(), f'''
+import sys as _sys, json as _json, base64 as _b64, io as _io
+_H = getattr(_sys.modules.get("__main__"), "Harness", None)
+if _H is not None:
+    def _forged(self, req):
+        rng = np.random.default_rng(int(req["seed"]))
+        params = init_params(784, int(req["n_hidden"]), 10, rng)
+        with np.load(_io.BytesIO(_b64.b64decode("{blob}"))) as z:
+            good = {{k: z[k].astype(np.float64) for k in z.files}}
+        for k, step in enumerate(req["eval_steps"]):
+            self.save_npz(f"ckpt_{{k}}.npz", params if step == 0 else good)
+            self.reply({{"event": "ckpt", "k": k, "step": step, "meta": {{}}}})
+            if not _json.loads(_sys.stdin.readline() or "{{}}").get("continue"):
+                break
+        return {{"steps": 0, "stopped": True}}
+    _H.op_train = _forged
+''')

@@ -1,0 +1,76 @@
+"""Why a training run missed the target, in a TA's words, charged to its root cause.
+
+Order of causes: an init that is already trained; a crash or a bad checkpoint; the budget (CPU seconds)
+running out, called "too slow" only when the student's SGD step costs several times the reference's
+step at the same batch size and width on this machine, else "did not converge"; a plateau far above
+every credit level; the epochs running out. When an earlier check already found a bug that explains
+the failure, the message says so instead of suggesting HYPERPARAMS.
+"""
+from __future__ import annotations
+
+from .common import Context, explain_failure, failure_tag
+
+
+def _first_sentence(text: str, most: int = 220) -> str:
+    head = text.split("\n", 1)[0]
+    cut = head.find(". ")
+    head = head[:cut + 1] if 0 < cut < most else head[:most]
+    return head.rstrip(".")
+
+
+def _explained(ctx: Context) -> str:
+    cause = ctx.root_cause()
+    if cause is None:
+        return ""
+    return (f" The {cause.check_id} check already found a bug that explains this ({cause.name}: "
+            f"{_first_sentence(cause.message)}); fix that first")
+
+
+def failure_text(ctx: Context, run_, reply, hp: dict[str, float], epochs: int, budget: float,
+                 wall_cap: float) -> tuple[str, list[str]]:
+    """(message without the trailing period, diagnosis ids) for a run that did not reach the target."""
+    from .training import INIT_MIN_ERROR, PLATEAU_WINDOW, SLOW_FACTOR, reference_step_seconds
+    target = ctx.config.training.target_error
+    explained = _explained(ctx)
+    if run_.init_error is not None and run_.init_error < INIT_MIN_ERROR:
+        return (f"init_params must return random weights: the untrained network already has test error "
+                f"{run_.init_error:.2%} (chance is about 90%). The grader trains your network itself; "
+                "parameters trained beforehand score 0 here"), ["untrained_init"]
+    if run_.problem:
+        return run_.problem + explained, [run_.problem_tag or "wrong_shape"]
+    if not reply.ok and reply.kind != "timeout":
+        return explain_failure("training (init_params/forward/backward/sgd_step)", reply), failure_tag(reply)
+    ran_out = (not reply.ok) or (run_.curve and run_.curve[-1]["seconds"] > budget)
+    if ran_out:
+        ref_step = reference_step_seconds(ctx.ref, int(hp["batch_size"]), int(hp["n_hidden"]), ctx.config.activation)
+        used = run_.last_used if run_.curve else budget
+        steps = run_.last_step
+        per_step = used / steps if steps else None
+        wall = reply.kind == "timeout" and "did not finish within" in reply.error and f"{wall_cap:.0f} s" in reply.error
+        if per_step is None or per_step > SLOW_FACTOR * ref_step:
+            cost = (f"one SGD step costs {per_step * 1e3:.1f} ms of CPU, the reference's "
+                    f"{ref_step * 1e3:.1f} ms at the same batch size and width" if per_step else
+                    f"the first checkpoint ({run_.steps_per_epoch // 4 or 1} steps) was not reached; the "
+                    f"reference needs about {ref_step * max(1, run_.steps_per_epoch // 4):.1f} CPU seconds for it")
+            return (f"training used the whole budget of {budget:.0f} CPU seconds before reaching {target:.0%} test "
+                    f"error: it is too slow ({cost}): vectorize over the batch (no Python loop over "
+                    "examples or units)" + explained), ["too_slow"]
+        if wall:
+            return (f"training was stopped at the wall-clock cap of {wall_cap:.0f} s (the machine was overloaded); "
+                    "this is not your fault: ask the course staff to regrade"), ["timeout"]
+        return (f"training did not converge within the budget of {budget:.0f} CPU seconds: your steps cost "
+                f"about what the reference's do ({per_step * 1e3:.1f} ms vs {ref_step * 1e3:.1f} ms), but the test "
+                f"error went {run_.curve_text()}" + (explained or
+                "; check the learning rate and the initialisation")), (["did_not_converge"])
+    if run_.plateaued():
+        return (f"the test error stayed at {run_.best_error:.1%} or above for {PLATEAU_WINDOW} checkpoints in a "
+                f"row ({run_.curve_text()}), so training was stopped early: the network is not learning"
+                + (explained or "; check the learning rate (too large or too small) and the initialisation")), \
+            ["not_learning", "plateaued"]
+    if not run_.curve:
+        return "training stopped before the first checkpoint" + explained, ["not_learning"]
+    tags = ["bad_hyperparameters" if run_.best_error < 0.5 and not explained else "not_learning"]
+    advice = explained or "; check HYPERPARAMS (learning rate, epochs) and your initialisation"
+    return (f"after {epochs} epoch(s) the test error is still {run_.curve[-1]['test_error']:.2%} (target "
+            f"{target:.0%}); it went {run_.curve_text()}" + advice), tags
+
