@@ -106,8 +106,9 @@ def known_bugs(activation: str) -> list[Bug]:
 def diagnose_gradient(key: str, student: np.ndarray, truth: np.ndarray, case: Case,
                       activation: str) -> tuple[list[str], str]:
     """(bug ids, TA-style sentence) for a wrong gradient of parameter ``key``."""
+    many_classes = case.Y.shape[1] >= 3  # with 2 classes every zero-sum c-gradient is a multiple of (1, -1)
     scale, residual = best_scale(student, truth)
-    if residual < MATCH_TOL:
+    if residual < MATCH_TOL and many_classes:
         text = describe_scale(scale, case.n)
         if text:
             tag = ("grad_sign_flipped" if scale < 0 and abs(abs(scale) - 1) < 1e-3 else
@@ -122,6 +123,6 @@ def diagnose_gradient(key: str, student: np.ndarray, truth: np.ndarray, case: Ca
         if relative_error(variant, truth) > 1e-3 and relative_error(student, variant) < MATCH_TOL:
             return [bug.bug_id], bug.message
         v_scale, v_res = best_scale(student, variant)
-        if relative_error(variant, truth) > 1e-3 and v_res < MATCH_TOL and describe_scale(v_scale, case.n):
+        if relative_error(variant, truth) > 1e-3 and v_res < MATCH_TOL and many_classes and describe_scale(v_scale, case.n):
             return [bug.bug_id, "grad_scaled"], f"{bug.message}; also, dL/d{key} {describe_scale(v_scale, case.n)}"
     return [], ""
