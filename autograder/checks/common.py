@@ -53,6 +53,14 @@ def explain_failure(function: str, reply: Reply) -> str:
                 "Fill in the stub in mlp.py; the public tests (`python -m pytest` in assignment/) check it first.")
     if reply.kind == "syntax":
         return f"mlp.py has a syntax error: {reply.error}. Run `python mlp.py` to see it."
+    if reply.kind == "missing_module":
+        name = reply.error.strip().split(".")[0][:60] or "a module"
+        if name == "gradcheck":
+            return ("mlp.py could not import gradcheck: keep gradcheck.py from the handout unchanged "
+                    "(the grader puts its own copy next to mlp.py)")
+        return (f"the module {name} is not available to the grader: mlp.py may import only numpy, the Python "
+                "standard library and the handout's gradcheck.py. Move plotting and other tools to the notebook "
+                "(the public self-tests check this before you submit)")
     if reply.kind == "memory":
         return f"{function} ran out of memory (the limit is stated in the report); avoid huge intermediate arrays."
     if reply.kind in ("timeout", "crashed", "protocol"):
@@ -78,7 +86,8 @@ def zero_results(check_id: str, labels: list[str], total: float, message: str,
 
 def failure_tag(reply: Reply) -> list[str]:
     return {"not_implemented": ["not_implemented"], "timeout": ["timeout"], "crashed": ["crashed"],
-            "memory": ["memory"], "syntax": ["syntax_error"], "protocol": ["hostile_protocol"]}.get(
+            "memory": ["memory"], "syntax": ["syntax_error"], "protocol": ["hostile_protocol"],
+            "missing_module": ["forbidden_import"]}.get(
                 reply.kind, ["exception"])
 
 
@@ -96,3 +105,13 @@ def evidence_float(x: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return v if np.isfinite(v) else None
+
+
+def squeeze_to(arr: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``arr`` with extra length-1 axes dropped when that gives ``shape`` (a bias kept as (1, n) by
+    ``keepdims=True``): the gradients check charges that shape once; other checks judge the values."""
+    shape = tuple(shape)
+    if isinstance(arr, np.ndarray) and arr.shape != shape and arr.size == int(np.prod(shape)) and \
+            tuple(d for d in arr.shape if d != 1) == tuple(d for d in shape if d != 1):
+        return arr.reshape(shape)
+    return arr

@@ -111,17 +111,16 @@ def _call(ctx: Context, case: Case):
     return reply
 
 
-def _shape_problem(key: str, checked, problems: list) -> tuple[list[str], str]:
-    problem = checked.problem
+def _shape_problem(key: str, checked, problems: list, shape: tuple[int, ...] = ()) -> tuple[list[str], str]:
+    problem = checked.problem or ""
+    if key in "bc" and problem.startswith(f"dL/d{key} has shape (1, {shape[0] if shape else ''})") and len(shape) == 1:
+        return ["bias_keepdims"], (f"dL/d{key} has shape (1, {shape[0]}), expected ({shape[0]},): a bias gradient "
+                                   "is a vector; sum over the batch axis without keepdims=True")
     extra = f" ({'; '.join(map(str, problems[:2]))})" if problems else ""
     tag = ("bias_not_summed" if key in "bc" and "sum over the batch" in problem else
-           "bias_keepdims" if key in "bc" and "(1, " in problem else
            "nan_inf" if checked.nonfinite else
            "grad_transposed" if "transposed" in problem else
            "wrong_shape" if "shape" in problem else "wrong_type")
-    if tag == "bias_keepdims":
-        problem += (": a bias gradient is a vector; sum over the batch axis without keepdims=True "
-                    "(or take [0] of the (1, n) result)")
     return [tag], problem + extra
 
 
@@ -150,7 +149,7 @@ def run(ctx: Context) -> list[CheckResult]:
             checked = check_array(f"dL/d{key}", reply.arrays, f"grad_{key}", case.params[key].shape,
                                   type_info=types.get(key) if isinstance(types, dict) else None)
             if not checked.ok:
-                failures.setdefault(key, (lambda t, m: (t, f"{case.name}: {m}"))(*_shape_problem(key, checked, problems)))
+                failures.setdefault(key, (lambda t, m: (t, f"{case.name}: {m}"))(*_shape_problem(key, checked, problems, case.params[key].shape)))
                 continue
             grads[key] = checked.value
             if case.public:
@@ -177,6 +176,7 @@ def run(ctx: Context) -> list[CheckResult]:
             tags, text = failures[key]
             if not hint and tags == ["grad_wrong"]:
                 text += " No known bug pattern matches; compare with your derivation step by step."
+            text = text.rstrip(".") + "."
             results.append(CheckResult("gradients", key, 0.0, points[key], text + hint, tags, evidence))
         else:
             worst = max(rel[key]) if rel[key] else float("nan")
@@ -208,7 +208,7 @@ def _real_size(ctx: Context, rel: dict[str, list[float]], failures: dict, small_
         checked = check_array(f"dL/d{key}", reply.arrays, f"grad_{key}", case.params[key].shape,
                               type_info=types.get(key) if isinstance(types, dict) else None)
         if not checked.ok:
-            failures[key] = (lambda t, m: (t, f"{case.name}: {m}"))(*_shape_problem(key, checked, []))
+            failures[key] = (lambda t, m: (t, f"{case.name}: {m}"))(*_shape_problem(key, checked, [], case.params[key].shape))
             continue
         dirs, vals = truth_dirs[f"dir_{key}"], truth_dirs[f"val_{key}"]
         along = np.array([float(np.sum(checked.value.astype(np.float64) * d)) for d in dirs])

@@ -60,5 +60,5 @@ def grad_scale(grads: dict[str, np.ndarray]) -> float:
     return max((float(np.linalg.norm(np.asarray(g, dtype=np.float64))) for g in grads.values()), default=0.0)
 
 
-__all__ = ["cast32", "threshold", "reference_gradients32", "reference_probs32", "scaled_error", "grad_scale",
+__all__ = ["FLOAT32_FLOOR", "cast32", "threshold", "reference_gradients32", "reference_probs32", "scaled_error", "grad_scale",
            "relative_error", "EPS32"]

@@ -15,7 +15,7 @@ import numpy as np
 from ..boundary import check_array
 from ..config import CourseConfig
 from ..results import CheckResult
-from .common import Context, explain_failure, failure_tag
+from .common import Context, explain_failure, failure_tag, squeeze_to
 
 PARTIAL_SCALE = ((0.07, 0.6), (0.10, 0.4), (0.20, 0.2))  # (error below, fraction of the points)
 N_IN, N_OUT = 784, 10
@@ -81,15 +81,6 @@ def schedule(config: CourseConfig, hp: dict[str, float], n_train: int) -> tuple[
     if not steps or steps[-1] != epochs * steps_per_epoch:
         steps.append(epochs * steps_per_epoch)
     return [0] + steps, steps_per_epoch, epochs
-
-
-def _as_shape(arr: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """``arr`` with extra length-1 axes dropped when that gives ``shape`` (a bias kept as (1, n) by
-    ``keepdims=True`` still trains: the gradients check charges the shape, training judges learning)."""
-    if arr.shape != shape and arr.size == int(np.prod(shape)) and tuple(d for d in arr.shape if d != 1) == \
-            tuple(d for d in shape if d != 1):
-        return arr.reshape(shape)
-    return arr
 
 
 _REF_STEP: dict[tuple, float] = {}
@@ -167,7 +158,7 @@ class Run:
         params = {}
         for key, shape in shapes.items():
             if key in arrays:
-                arrays = {**arrays, key: _as_shape(arrays[key], shape)}
+                arrays = {**arrays, key: squeeze_to(arrays[key], shape)}
             what = "from init_params" if step == 0 else "after training"
             checked = check_array(f"params[{key!r}] {what}", arrays, key, shape, allow_nonfinite=True)
             if not checked.ok:

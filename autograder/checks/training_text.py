@@ -11,19 +11,21 @@ from __future__ import annotations
 from .common import Context, explain_failure, failure_tag
 
 
-def _first_sentence(text: str, most: int = 220) -> str:
+def _diagnosis_sentence(text: str, most: int = 240) -> str:
+    """The sentence of another check's message that names the bug (not the case or the error size)."""
     head = text.split("\n", 1)[0]
-    cut = head.find(". ")
-    head = head[:cut + 1] if 0 < cut < most else head[:most]
-    return head.rstrip(".")
+    head = head.split(": ", 1)[1] if ": " in head[:60] else head  # drop "<case name>: "
+    sentences = [x.strip() for x in head.replace("; ", ". ").split(". ") if x.strip()]
+    named = [x for x in sentences if "relative error" not in x] or sentences or [head]
+    return named[0].rstrip(".")[:most]
 
 
 def _explained(ctx: Context) -> str:
     cause = ctx.root_cause()
     if cause is None:
         return ""
-    return (f" The {cause.check_id} check already found a bug that explains this ({cause.name}: "
-            f"{_first_sentence(cause.message)}); fix that first")
+    return (f"; the {cause.check_id} check already found a bug that explains this ({cause.name}: "
+            f"{_diagnosis_sentence(cause.message)}): fix that first")
 
 
 def failure_text(ctx: Context, run_, reply, hp: dict[str, float], epochs: int, budget: float,

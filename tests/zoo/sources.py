@@ -312,3 +312,83 @@ if _H is not None:
         return {{"steps": 0, "stopped": True}}
     _H.op_train = _forged
 ''')
+
+
+# ---- issue 12: stateful, degenerate, dtype-dependent and other real-world patterns ----------------
+def momentum_sgd(mu: float = 0.9) -> str:
+    """sgd_step with momentum (2 of 20 public implementations): right on a fresh module, wrong after."""
+    return patch(ref(), (SGD_RETURN, f"    new = {{}}\n    for key in params:\n"
+                                     f"        v = {mu} * _VELOCITY.get(key, 0.0) + grads[key]\n"
+                                     "        _VELOCITY[key] = v\n"
+                                     "        new[key] = params[key] - learning_rate * v\n    return new\n"),
+                 (IMPORT, IMPORT + "_VELOCITY = {}\n"))
+
+
+def step_counter_sgd() -> str:
+    """sgd_step decays its own learning rate with a call counter."""
+    return patch(ref(), (SGD_RETURN, "    _STATE['t'] += 1\n    lr = learning_rate / (1.0 + 0.01 * (_STATE['t'] - 1))\n"
+                                     "    return {key: params[key] - lr * grads[key] for key in params}\n"),
+                 (IMPORT, IMPORT + "_STATE = {'t': 0}\n"))
+
+
+def identity_update() -> str:
+    return patch(ref(), (SGD_RETURN, "    return {key: params[key].copy() for key in params}\n"))
+
+
+def uniform_probs() -> str:
+    """forward ignores its input and returns uniform probabilities; backward returns zeros."""
+    return patch(ref(), ("    return probs, (X, a, h, probs)\n",
+                         "    probs = np.full_like(probs, 1.0 / probs.shape[1])\n    return probs, (X, a, h, probs)\n"),
+                 (BACKWARD_FIRST, "    return {k: np.zeros_like(v) for k, v in params.items()}\n" + BACKWARD_FIRST))
+
+
+def zero_grads() -> str:
+    return patch(ref(), (BACKWARD_FIRST, "    return {k: np.zeros_like(v) for k, v in params.items()}\n" + BACKWARD_FIRST))
+
+
+def gradient_off(rel: float = 3e-5, dtype: str = "float64") -> str:
+    """A gradient that is off by ``rel`` relative (a slightly wrong constant), returned as ``dtype``."""
+    src = patch(ref(), ('        "c": d_logits.sum(axis=0),\n    }\n',
+                        f'        "c": d_logits.sum(axis=0),\n    }}\n'))
+    src = patch(src, ("    return {\n        \"W\": d_a.T @ X,", "    grads = {\n        \"W\": d_a.T @ X,"),
+                ('        "c": d_logits.sum(axis=0),\n    }\n',
+                 f'        "c": d_logits.sum(axis=0),\n    }}\n'
+                 f'    return {{k: (v * (1.0 + {rel})).astype(np.{dtype}) for k, v in grads.items()}}\n'))
+    return src
+
+
+def bias_keepdims() -> str:
+    """Both bias gradients summed with keepdims=True: shape (1, n). Trains fine (broadcasting)."""
+    return patch(ref(), ('"b": d_a.sum(axis=0),', '"b": d_a.sum(axis=0, keepdims=True),'),
+                 ('"c": d_logits.sum(axis=0),', '"c": d_logits.sum(axis=0, keepdims=True),'))
+
+
+def both_biases_missing() -> str:
+    return patch(ref(), (FORWARD_FIRST, '    a = X @ params["W"].T\n'),
+                 ('logits = h @ params["V"].T + params["c"]', 'logits = h @ params["V"].T'))
+
+
+def sigmoid_output() -> str:
+    """A sigmoid output layer (Nielsen's network.py) with its natural backward."""
+    return patch(ref(), ("    shifted = logits - logits.max(axis=1, keepdims=True)\n    e = np.exp(shifted)\n"
+                         "    probs = e / e.sum(axis=1, keepdims=True)\n",
+                         "    probs = 1.0 / (1.0 + np.exp(-logits))\n"))
+
+
+def mse_loss() -> str:
+    """Backward of the squared error through the softmax instead of the cross-entropy."""
+    return patch(ref(), ("    d_logits = (probs - Y) / n\n",
+                         "    g = probs - Y\n    d_logits = probs * (g - np.sum(g * probs, axis=1, keepdims=True)) / n\n"))
+
+
+def imports_gradcheck() -> str:
+    """Uses the handout's gradcheck.py (shipped next to mlp.py)."""
+    return prelude(ref(), "from gradcheck import relative_error  # the handout's helper\n")
+
+
+def imports_matplotlib() -> str:
+    return prelude(ref(), "import matplotlib.pyplot as plt\n")
+
+
+def hyperparams(text: str) -> str:
+    return patch(ref(), ("HYPERPARAMS = dict(SUGGESTED_HYPERPARAMS[ACTIVATION])\n", text))
