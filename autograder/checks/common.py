@@ -1,6 +1,7 @@
 """What every check shares: the grading context, turning a failed call into words, point splits."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -65,8 +66,49 @@ def explain_failure(function: str, reply: Reply) -> str:
         return f"{function} ran out of memory (the limit is stated in the report); avoid huge intermediate arrays."
     if reply.kind in ("timeout", "crashed", "protocol"):
         return reply.error
-    trace = f"\n{reply.traceback.strip()}" if reply.traceback else ""
-    return f"{function} raised {reply.error}{trace}"
+    trace = clean_traceback(reply.traceback)
+    return f"{function} raised {scrub_paths(reply.error)}" + (f"\n{trace}" if trace else "")
+
+
+STUDENT_FILES = ("mlp.py", "gradcheck.py")
+_FRAME = re.compile(r'^\s*File "([^"]*)", line (\d+), in (.*)$')
+_ABS_PATH = re.compile(r"(?<![\w.])/(?:[\w.+@-]+/)+([\w.+@-]+)")
+
+
+def scrub_paths(text: str) -> str:
+    """Absolute paths (the grader's scratch folder, the project, the interpreter) cut to their file name."""
+    return _ABS_PATH.sub(lambda m: m.group(1), str(text))
+
+
+def clean_traceback(text: str) -> str:
+    """A worker traceback reduced to the student's own frames (mlp.py, gradcheck.py) and the error line:
+    no harness.py frames, no <frozen importlib...> or numpy internals, no absolute paths."""
+    if not text or not text.strip():
+        return ""
+    out: list[str] = []
+    keep = False
+    frames = 0
+    for line in text.strip().splitlines():
+        match = _FRAME.match(line)
+        if match:
+            name = match.group(1).rsplit("/", 1)[-1]
+            keep = name in STUDENT_FILES and not match.group(1).startswith("<")
+            if keep:
+                frames += 1
+                out.append(f'  File "{name}", line {match.group(2)}, in {match.group(3)}')
+            continue
+        if line.startswith("    ") or line.strip().startswith(("^", "~")):
+            if keep:
+                out.append(line)
+            continue
+        keep = False
+        if line.startswith("Traceback"):
+            out.append(line)
+        elif line.strip():
+            out.append(scrub_paths(line))
+    if not frames:
+        out = [line for line in out if not line.startswith("Traceback")]
+    return "\n".join(out)
 
 
 def split_points(total: float, labels: list[str]) -> list[float]:
