@@ -48,7 +48,17 @@ def failure_text(ctx: Context, run_, reply, hp: dict[str, float], epochs: int, b
         used = run_.last_used if run_.curve else budget
         steps = run_.last_step
         per_step = used / steps if steps else None
-        wall = reply.kind == "timeout" and "did not finish within" in reply.error and f"{wall_cap:.0f} s" in reply.error
+        spent = reply.meta if reply.kind == "timeout" and reply.meta.get("wall_cap_hit") else {}
+        idle = 0.0
+        if spent:  # wall time neither computing nor waiting for a CPU, less the parent's evaluations
+            idle = (float(spent.get("wall_seconds", 0)) - float(spent.get("cpu_seconds", 0))
+                    - float(spent.get("run_delay_seconds", 0)))
+            if idle > 0.5 * float(spent.get("wall_seconds", 1)):
+                return (f"training used the whole budget of {budget:.0f} s while computing for only "
+                        f"{float(spent.get('cpu_seconds', 0)):.1f} CPU seconds: your code spent about {idle:.0f} s "
+                        "neither computing nor waiting for the CPU (sleeping or blocked): it is too slow; "
+                        "remove sleeps and waits from forward/backward/sgd_step" + explained), ["too_slow"]
+        wall = bool(spent)
         if per_step is None or per_step > SLOW_FACTOR * ref_step:
             cost = (f"one SGD step costs {per_step * 1e3:.1f} ms of CPU, the reference's "
                     f"{ref_step * 1e3:.1f} ms at the same batch size and width" if per_step else
@@ -67,7 +77,7 @@ def failure_text(ctx: Context, run_, reply, hp: dict[str, float], epochs: int, b
     if run_.plateaued():
         return (f"the test error stayed at {run_.best_error:.1%} or above for {PLATEAU_WINDOW} checkpoints in a "
                 f"row ({run_.curve_text()}), so training was stopped early: the network is not learning"
-                + (explained or "; check the learning rate (too large or too small) and the initialisation")), \
+                + (explained or "; check HYPERPARAMS (the learning rate: too large or too small) and the initialisation")), \
             ["not_learning", "plateaued"]
     if not run_.curve:
         return "training stopped before the first checkpoint" + explained, ["not_learning"]

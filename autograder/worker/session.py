@@ -365,6 +365,20 @@ class WorkerSession:
                 continue
         return ticks / os.sysconf("SC_CLK_TCK")
 
+    def run_delay_seconds(self) -> float:
+        """Seconds the worker's live processes spent runnable but waiting for a CPU (/proc/PID/schedstat):
+        time the machine's load took from the student, as opposed to time the student's code slept."""
+        from ..sandbox.launch import descendants
+        if self.proc is None:
+            return 0.0
+        total = 0
+        for pid in {self.proc.pid} | descendants(self.proc.pid):
+            try:
+                total += int(Path(f"/proc/{pid}/schedstat").read_text().split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+        return total / 1e9
+
     def train(self, args: dict[str, Any], schedule: list[int], on_checkpoint, budget: float,
               wall_cap: float, grace: float = 3.0) -> Reply:
         """Start the grader's training loop in the worker with checkpoints at the steps ``schedule``.
@@ -383,15 +397,24 @@ class WorkerSession:
         rid = self.counter
         if not self._send({**args, "eval_steps": list(schedule), "op": "train", "id": rid}):
             return self._fail("crashed", "training", budget)
-        cpu0 = self.cpu_seconds()
-        wall_deadline = time.monotonic() + wall_cap
+        cpu0, delay0, wall0 = self.cpu_seconds(), self.run_delay_seconds(), time.monotonic()
+        wall_deadline = wall0 + wall_cap
         received = ignored = 0
         stopped = False
+        parent_time = 0.0
         while True:
             msg = self._read_line(min(wall_deadline, time.monotonic() + 0.5))
             if msg == "timeout":
-                if time.monotonic() >= wall_deadline:
-                    return self._fail("timeout", "training", wall_cap)
+                # the worker's own wall time: minus the parent's evaluations and minus waiting for a CPU
+                # (load from elsewhere), so sleeping counts against the student and load does not
+                worker_wall = time.monotonic() - wall0 - parent_time
+                delay = self.run_delay_seconds() - delay0
+                if time.monotonic() >= wall_deadline or worker_wall - delay > budget + grace:
+                    spent = {"wall_cap_hit": True, "cpu_seconds": self.cpu_seconds() - cpu0,
+                             "run_delay_seconds": delay, "wall_seconds": worker_wall}
+                    reply = self._fail("timeout", "training", wall_cap if time.monotonic() >= wall_deadline else budget)
+                    reply.meta.update(spent)
+                    return reply
                 if self.cpu_seconds() - cpu0 > budget + grace:
                     return self._fail("timeout", "training", budget)
                 continue
@@ -412,7 +435,9 @@ class WorkerSession:
                 meta = msg.get("meta") if isinstance(msg.get("meta"), dict) else {}
                 step = schedule[received]
                 received += 1
+                evaluating = time.monotonic()
                 go_on = bool(on_checkpoint(received - 1, step, arrays, used, meta)) and received < len(schedule)
+                parent_time += time.monotonic() - evaluating
                 stopped = not go_on
                 if not self._send({"continue": go_on}):
                     return self._fail("crashed", "training", budget)
