@@ -58,7 +58,7 @@ def failure_text(ctx: Context, run_, reply, hp: dict[str, float], epochs: int, b
                         f"{float(spent.get('cpu_seconds', 0)):.1f} CPU seconds: your code spent about {idle:.0f} s "
                         "neither computing nor waiting for the CPU (sleeping or blocked): it is too slow; "
                         "remove sleeps and waits from forward/backward/sgd_step" + explained), ["too_slow"]
-        wall = bool(spent)
+        wall = spent.get("cap") == "wall"
         if per_step is None or per_step > SLOW_FACTOR * ref_step:
             cost = (f"one SGD step costs {per_step * 1e3:.1f} ms of CPU, the reference's "
                     f"{ref_step * 1e3:.1f} ms at the same batch size and width" if per_step else

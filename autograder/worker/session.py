@@ -409,10 +409,12 @@ class WorkerSession:
                 # (load from elsewhere), so sleeping counts against the student and load does not
                 worker_wall = time.monotonic() - wall0 - parent_time
                 delay = self.run_delay_seconds() - delay0
-                if time.monotonic() >= wall_deadline or worker_wall - delay > budget + grace:
-                    spent = {"wall_cap_hit": True, "cpu_seconds": self.cpu_seconds() - cpu0,
-                             "run_delay_seconds": delay, "wall_seconds": worker_wall}
-                    reply = self._fail("timeout", "training", wall_cap if time.monotonic() >= wall_deadline else budget)
+                at_wall_cap = time.monotonic() >= wall_deadline
+                if at_wall_cap or worker_wall - delay > budget + grace:
+                    spent = {"wall_cap_hit": True, "cap": "wall" if at_wall_cap else "budget",
+                             "cpu_seconds": self.cpu_seconds() - cpu0, "run_delay_seconds": delay,
+                             "wall_seconds": worker_wall}
+                    reply = self._fail("timeout", "training", wall_cap if at_wall_cap else budget)
                     reply.meta.update(spent)
                     return reply
                 if self.cpu_seconds() - cpu0 > budget + grace:
