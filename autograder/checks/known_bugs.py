@@ -133,11 +133,11 @@ def diagnose_gradient(key: str, student: np.ndarray, truth: np.ndarray, case: Ca
     t = intermediates(case, activation)
     for bug in known_bugs(activation):
         variant = bug.grads(t)[key]
+        if best_scale(variant, truth)[1] < MATCH_TOL:
+            continue  # on this key the bug only rescales the gradient: the scale test judges that (>= 3 classes)
         if relative_error(variant, truth) > 1e-3 and relative_error(student, variant) < MATCH_TOL:
             return [bug.bug_id], bug.message
         v_scale, v_res = best_scale(student, variant)
-        if best_scale(variant, truth)[1] < MATCH_TOL:
-            continue  # this bug only rescales the gradient: the scale test above already judged it
         if relative_error(variant, truth) > 1e-3 and v_res < MATCH_TOL and many_classes and describe_scale(v_scale, case.n):
             return [bug.bug_id, "grad_scaled"], f"{bug.message}; also, dL/d{key} {describe_scale(v_scale, case.n)}"
     return [], ""
