@@ -425,6 +425,7 @@ def test_hyperparams_in_bounds_and_training_reduces_the_loss(mlp):
 def test_mlp_imports_only_what_the_grader_offers(mlp):
     import ast
     import sys
+    call(mlp, "init_params", 10, 5, 2, np.random.default_rng(0))  # judged once the code runs at all
     allowed = set(getattr(sys, "stdlib_module_names", ())) | {"numpy", "gradcheck", "__future__"}
     if len(allowed) < 10:
         pytest.skip("this Python cannot list its standard library (needs 3.10 or newer)")
