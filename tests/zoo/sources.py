@@ -204,23 +204,40 @@ def _activate_grad(a, h):
 
 
 # ---- issue 12: the grader owns training ----------------------------------------------------------
+_TRAINER = """
+import sys
+import numpy as np
+from autograder.mnist import load_mnist
+from autograder.reference import load_reference
+ref = load_reference("relu")
+data = load_mnist(fetch=True)
+rng = np.random.default_rng(7)
+params = ref.init_params(784, 100, 10, rng)
+X, y = data.train.X, data.train.y
+eye = np.eye(10)
+for s in range(int(float(sys.argv[2]) * X.shape[0] / 64)):
+    idx = rng.integers(0, X.shape[0], 64)
+    probs, cache = ref.forward(params, np.asarray(X[idx], dtype=np.float64))
+    params = ref.sgd_step(params, ref.backward(params, cache, eye[y[idx]]), 0.5)
+np.savez(sys.argv[1], **params)
+"""
+
+
 @functools.lru_cache(maxsize=1)
 def _trained_reference_params(epochs: float = 1.5) -> dict:
-    """Reference parameters trained on MNIST in this process (what a student could paste into mlp.py)."""
+    """Reference parameters trained on MNIST (what a student could paste into mlp.py), trained in a
+    child interpreter with one BLAS thread (a loaded machine makes multi-threaded small matmuls crawl)."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
     import numpy as np
-    from autograder.mnist import load_mnist
-    from autograder.reference import load_reference
-    ref_mod = load_reference("relu")
-    data = load_mnist(fetch=True)
-    rng = np.random.default_rng(7)
-    params = ref_mod.init_params(784, 100, 10, rng)
-    X, y = data.train.X, data.train.y
-    eye = np.eye(10)
-    for s in range(int(epochs * X.shape[0] / 64)):
-        idx = rng.integers(0, X.shape[0], 64)
-        probs, cache = ref_mod.forward(params, np.asarray(X[idx], dtype=np.float64))
-        params = ref_mod.sgd_step(params, ref_mod.backward(params, cache, eye[y[idx]]), 0.5)
-    return params
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "params.npz")
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        subprocess.run([sys.executable, "-c", _TRAINER, out, str(epochs)], env=env, check=True, timeout=300)
+        with np.load(out, allow_pickle=False) as z:
+            return {k: np.array(z[k]) for k in z.files}
 
 
 def pretrained_init_fd_backward() -> str:
