@@ -8,8 +8,6 @@ level here and a subset again at ``BACKPROP_LAB_ISOLATION=rlimits``.
 """
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from autograder.grade import grade_source

@@ -65,9 +65,10 @@ def _judge(reply, params, grads, lr) -> tuple[list[tuple[str, str]], set[str], d
     return wrong, right, values
 
 
-def _stateful(calls: list[tuple], first_values: dict[str, np.ndarray]) -> tuple[str, str]:
-    """Name the hidden state behind a first call that is right and a later one that is not."""
-    (p1, g1, lr1), (p2, g2, lr2, values2) = calls[0][:3], calls[1]
+def _stateful(calls: list[tuple]) -> tuple[str, str]:
+    """Name the hidden state behind a first call that is right and a later one that is not:
+    ``calls`` = [(p1, g1, lr1), (p2, g2, lr2, the second call's new values)]."""
+    g1, (p2, g2, lr2, values2) = calls[0][1], calls[1]
     fits = []
     for key in values2:
         extra = (p2[key] - values2[key]) - lr2 * g2[key]   # what was subtracted beyond lr * g
@@ -106,7 +107,7 @@ def run(ctx: Context) -> list[CheckResult]:
             msg = explain_failure("sgd_step", reply)
             return [CheckResult("sgd_step", label, 0.0, pt, msg, failure_tag(reply)) for label, pt in zip(LABELS, pts)]
         replies.append(reply)
-    wrong, right, first_values = _judge(replies[0], params, grads, lr)
+    wrong, right, _ = _judge(replies[0], params, grads, lr)
     if wrong:
         first = [wrong[0]] + [w for w in wrong[1:] if w[0] != wrong[0][0]]
         update = CheckResult("sgd_step", LABELS[0], 0.0, pts[0], "; ".join(w[1] for w in first),
@@ -115,7 +116,7 @@ def run(ctx: Context) -> list[CheckResult]:
         wrong2, _, values2 = _judge(replies[1], params2, grads2, lr2)
         wrong3, _, values3 = _judge(replies[2], params, grads, lr)
         if wrong2 or wrong3:
-            tag, text = _stateful([(params, grads, lr), (params2, grads2, lr2, values2)], first_values)
+            tag, text = _stateful([(params, grads, lr), (params2, grads2, lr2, values2)])
             update = CheckResult("sgd_step", LABELS[0], 0.0, pts[0],
                                  f"the first call is right, but of three calls in a row the "
                                  f"{'second' if wrong2 else 'third (a repeat of the first)'} is not: {text}.", [tag])

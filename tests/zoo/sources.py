@@ -365,11 +365,9 @@ def zero_grads() -> str:
 
 def gradient_off(rel: float = 3e-5, dtype: str = "float64") -> str:
     """A gradient that is off by ``rel`` relative (a slightly wrong constant), returned as ``dtype``."""
-    src = patch(ref(), ('        "c": d_logits.sum(axis=0),\n    }\n',
-                        f'        "c": d_logits.sum(axis=0),\n    }}\n'))
-    src = patch(src, ("    return {\n        \"W\": d_a.T @ X,", "    grads = {\n        \"W\": d_a.T @ X,"),
+    src = patch(ref(), ("    return {\n        \"W\": d_a.T @ X,", "    grads = {\n        \"W\": d_a.T @ X,"),
                 ('        "c": d_logits.sum(axis=0),\n    }\n',
-                 f'        "c": d_logits.sum(axis=0),\n    }}\n'
+                 '        "c": d_logits.sum(axis=0),\n    }\n'
                  f'    return {{k: (v * (1.0 + {rel})).astype(np.{dtype}) for k, v in grads.items()}}\n'))
     return src
 
