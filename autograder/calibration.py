@@ -1,4 +1,6 @@
-"""The training budget: max(floor, factor x the reference's time-to-target measured on this machine).
+"""The training budget: max(floor, factor x the reference's time-to-target measured on this machine),
+in CPU seconds of the worker's process tree (``WorkerSession.cpu_seconds``), so load from other
+processes does not shrink it; wall time is only the outer cap (checks/training.py).
 
 The reference is trained once per machine and activation through the same sandboxed loop as a
 student, and its time is cached in the MNIST cache folder (keyed by machine and grader version).
@@ -26,7 +28,7 @@ def _machine_key(activation: str, level: str = "") -> str:
                 break
     except OSError:
         pass
-    return f"{platform.node()}|{cpu}|numpy {np.__version__}|grader {__version__}|{activation}|{level}"
+    return f"{platform.node()}|{cpu}|numpy {np.__version__}|grader {__version__}|{activation}|{level}|cpu-seconds"
 
 
 def calibration_file() -> Path:
@@ -53,5 +55,5 @@ def budget_for(config: CourseConfig, t_ref: float) -> tuple[float, str]:
     """(budget seconds, the sentence stated in every report)."""
     t = config.training
     budget = max(t.budget_floor_s, t.budget_factor * t_ref)
-    return budget, (f"training budget {budget:.1f} s = max({t.budget_floor_s:g} s, {t.budget_factor:g} x "
-                    f"{t_ref:.2f} s, the reference's time to {t.target_error:.0%} on this machine)")
+    return budget, (f"training budget {budget:.1f} CPU seconds = max({t.budget_floor_s:g} s, {t.budget_factor:g} x "
+                    f"{t_ref:.2f} s, the reference's CPU time to {t.target_error:.0%} on this machine)")

@@ -150,7 +150,7 @@ def grade_source(source: str, env: Environment, origin: str = "mlp.py",
                     report.notes.append(f"mlp.py does not define {', '.join(map(str, missing))}")
                 if set(API_FUNCTIONS) <= {str(m) for m in missing}:  # an empty notebook or file: a TA should look
                     report.status = "no_functions"
-                ctx = Context(config, ref, session)
+                ctx = Context(config, ref, session, results=report.results)  # later checks see earlier ones
                 report.results += _run_check("forward", lambda: forward.run(ctx), config, session)
                 report.results += _run_check("gradients", lambda: gradients.run(ctx), config, session)
                 report.results += _run_check("minibatch", lambda: minibatch.run(ctx), config, session)

@@ -284,3 +284,97 @@ def test_gradient_truth_falls_back_to_the_analytic_gradient_on_fd_noise(monkeypa
     with pytest.raises(RuntimeError, match="reference solution is wrong"):
         gradients.truth(ctx, case)
     gradients._TRUTH.clear()
+
+
+# ---- issue 12: tolerances, tracebacks, the training schedule and budget ---------------------------
+def test_near_zero_gradients_compare_equal_with_a_scaled_floor():
+    """A batch gradient exactly 0 against a per-example mean of -6e-17 is the same gradient."""
+    from autograder.checks.tolerances import scaled_error
+    assert scaled_error(np.zeros(3), np.full(3, -6e-17), scale=0.3) < 1e-8
+    assert scaled_error(np.zeros(3), np.full(3, 1e-3), scale=0.3) > 0.5  # a real difference still shows
+
+
+def test_float32_threshold_follows_the_reference_in_float32():
+    from autograder.checks.tolerances import FLOAT32_FLOOR, threshold
+    assert threshold(np.float64, 1e-6, 1e-3) == 1e-6                       # float64: the float64 threshold
+    assert threshold(np.float32, 1e-6, 1e-7) == pytest.approx(max(25e-7, FLOAT32_FLOOR))
+    assert threshold(np.float32, 1e-6, 1e-7) < 1.5e-5                      # a 3e-5 error fails in float32 too
+
+
+def test_traceback_keeps_only_the_students_frames():
+    from autograder.checks.common import clean_traceback, explain_failure
+    from autograder.worker.session import Reply
+    trace = ('Traceback (most recent call last):\n'
+             '  File "/work/x/autograder/worker/harness.py", line 380, in serve\n    meta = op(req)\n'
+             '  File "<frozen importlib._bootstrap_external>", line 940, in exec_module\n'
+             '  File "/tmp/backprop-lab-ab12/scratch/submission/mlp.py", line 40, in forward\n'
+             '    a = X @ params["W"].T\n'
+             '  File "/usr/lib/python3/site-packages/numpy/core/_methods.py", line 3, in _sum\n    raise\n'
+             'ValueError: shapes (4,10) and (5,11) not aligned, see /tmp/backprop-lab-ab12/scratch/x.npz\n')
+    text = clean_traceback(trace)
+    assert 'File "mlp.py", line 40, in forward' in text and 'a = X @ params["W"].T' in text
+    for internal in ("harness.py", "<frozen", "/tmp/", "numpy/core", "backprop-lab-"):
+        assert internal not in text
+    message = explain_failure("forward", Reply("exception", error="ValueError: at /tmp/backprop-lab-1/scratch/a",
+                                               traceback=trace))
+    assert "/tmp/" not in message and "harness" not in message
+
+
+def test_missing_module_is_one_line_naming_what_is_available():
+    from autograder.checks.common import explain_failure
+    from autograder.worker.session import Reply
+    text = explain_failure("importing mlp.py", Reply("missing_module", error="matplotlib"))
+    assert "matplotlib" in text and "numpy" in text and "notebook" in text and "\n" not in text
+
+
+def test_hyperparams_must_be_finite_numbers():
+    from autograder.checks.training import validate_hyperparams
+    from autograder.config import load_config
+    config = load_config()
+    good = {"n_hidden": 100.0, "learning_rate": 0.5, "batch_size": 64.0, "epochs": 3.0}
+    assert validate_hyperparams(good, config)[0] == good
+    hp, why = validate_hyperparams({**good, "n_hidden": "nan"}, config)
+    assert hp is None and "finite" in why
+    hp, why = validate_hyperparams({k: v for k, v in good.items() if k != "n_hidden"}, config,
+                                   {"n_hidden": ["str", "'100'"]})
+    assert hp is None and "str" in why and "not a number" in why
+
+
+def test_the_checkpoint_schedule_starts_untrained_and_ends_at_the_last_step():
+    from autograder.checks.training import schedule
+    from autograder.config import load_config
+    steps, per_epoch, epochs = schedule(load_config(), {"batch_size": 64, "epochs": 3}, 50_000)
+    assert steps[0] == 0 and steps[-1] == 3 * per_epoch and epochs == 3
+    assert len(steps) <= 1 + 4 * 3 + 1 and steps == sorted(set(steps))  # + the last step when 0.25 epoch does not divide it
+
+
+def test_a_run_that_reports_steps_it_cannot_have_computed_is_forged():
+    from autograder.checks.training import Run
+    run = Run(0.05, 20.0, np.zeros((1, 784)), np.zeros(1), np.zeros((1, 784)), np.zeros(1), 100, 781,
+              ref_step_seconds=1e-3)
+    assert run.forged(781, 0.02)          # 781 steps in 0.02 CPU s: a reference step costs 1 ms
+    assert not run.forged(781, 0.5)       # an honest loop at 2/3 of the reference's cost
+    assert not run.forged(0, 0.0)
+
+
+def test_plateau_stops_only_far_above_every_credit_level():
+    from autograder.checks.training import Run
+    run = Run(0.05, 20.0, np.zeros((1, 784)), np.zeros(1), np.zeros((1, 784)), np.zeros(1), 100, 781)
+    for err in (0.90, 0.895, 0.90):
+        run.curve.append({"epoch": 0, "seconds": 0, "test_error": err, "valid_error": err})
+    run.best_error = 0.895
+    assert run.plateaued()
+    run.curve[-1]["test_error"], run.best_error = 0.80, 0.80   # still moving: keep training
+    assert not run.plateaued()
+
+
+def test_scale_claims_need_three_classes():
+    """With 2 classes every zero-sum c-gradient is a multiple of (1, -1): no 'constant factor' claims."""
+    ref = load_reference("relu")
+    case = make_case("two classes", np.random.default_rng(3), 6, 4, 2, 5, "relu")
+    truth = reference_gradients(ref, case)["c"]
+    tags, text = diagnose_gradient("c", -0.37 * truth, truth, case, "relu")
+    assert "constant factor" not in text and "opposite sign" not in text
+    case3 = make_case("three classes", np.random.default_rng(3), 6, 4, 3, 5, "relu")
+    truth3 = reference_gradients(ref, case3)["c"]
+    assert diagnose_gradient("c", -truth3, truth3, case3, "relu")[0] == ["grad_sign_flipped"]

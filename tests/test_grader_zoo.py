@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 
-import socket
-
 import pytest
 
 from autograder.grade import grade_source
@@ -32,6 +30,19 @@ def probe_kit(tmp_path_factory):
 
 def _lines(report, label: str) -> list[str]:
     return [line for line in report.student_output.splitlines() if line.startswith(label + " ")]
+
+
+INTERNALS = ("harness.py", "<frozen", "/tmp/backprop-lab", "session.py", "autograder/")
+
+
+def _no_internals(report) -> None:
+    """Student-facing messages name no grader file, frame or path (issue 12)."""
+    for r in report.results:
+        if "grader_error" in r.diagnoses:
+            continue  # an internal error is for the staff, and says so
+        for word in INTERNALS:
+            assert word not in r.message, f"{r.check_id}/{r.name} shows grader internals ({word!r}): {r.message[:300]}"
+        assert "Best test error seen: 100.00%" not in r.message, r.message
 
 
 # ---- what some hostile entries must additionally leave true ---------------------------------------
@@ -110,6 +121,7 @@ def test_zoo_entry(entry: Entry, probe_kit, monkeypatch):
         monkeypatch.setenv("BACKPROP_LAB_SECRET", secret)
     report = _grade(entry, probe_kit, monkeypatch, None)
     check_verdict(entry, report)
+    _no_internals(report)
     if entry.kind == "correct":
         assert report.status == "graded" and not report.events, report.events
     if entry.name == "env_secret":
@@ -173,6 +185,16 @@ def test_training_entry(entry: Entry, probe_kit, monkeypatch):
     """HYPERPARAMS problems fail the training check at once, with the reason, and nothing else."""
     report = _grade(entry, probe_kit, monkeypatch, None, with_training=True)
     check_verdict(entry, report)
+    _no_internals(report)
+    training = next(r for r in report.results if r.check_id == "training")
+    curve = training.evidence.get("curve") or []
+    steps = int(round(1 / report_eval_every())) * 10 + 2  # the schedule's length at most (max_epochs = 10)
+    assert len(curve) <= steps, f"{entry.name}: {len(curve)} evaluations, more than the schedule allows"
+
+
+def report_eval_every() -> float:
+    from autograder.config import load_config
+    return load_config().training.eval_every_epochs
 
 
 @pytest.mark.slow

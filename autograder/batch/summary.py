@@ -8,6 +8,7 @@ from typing import Any
 import jinja2
 
 from .. import __version__
+from ..checks.common import SYMPTOM_TAGS
 from .rows import Row, check_columns, fmt
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("autograder", "templates"),
@@ -37,7 +38,7 @@ def common_bugs(rows: list[Row]) -> list[dict[str, Any]]:
     students: dict[str, list[Row]] = {}
     hints: dict[str, str] = {}
     for r in rows:
-        for bug in r.bugs:
+        for bug in [b for b in r.bugs if b not in SYMPTOM_TAGS]:  # symptoms are not bugs
             counts[bug] += 1
             students.setdefault(bug, []).append(r)
             if bug not in hints and r.hints.get(bug):

@@ -92,3 +92,15 @@ def fd_agrees_with_reference(ref: ModuleType, case: Case, fd: dict[str, np.ndarr
     a sanity bound on the case itself (a badly conditioned case would make the check unfair)."""
     analytic = reference_gradients(ref, case)
     return max(relative_error(analytic[k], fd[k]) for k in PARAM_KEYS)
+
+
+def mnist_size_case(config: CourseConfig, n: int = 100) -> Case:
+    """A real-size case: 784 inputs, 100 hidden units, 10 classes, a batch of ``n``. Inputs look like
+    MNIST pixels (about 19% of them non-zero, in [0, 1]); parameters are scaled like a fresh
+    initialisation, with small non-zero biases."""
+    rng = np.random.default_rng(config.seed("gradients-mnist"))
+    X = np.where(rng.random((n, 784)) < 0.19, rng.random((n, 784)), 0.0)
+    params = {"W": rng.standard_normal((100, 784)) * np.sqrt(2.0 / 784), "b": rng.standard_normal(100) * 0.1,
+              "V": rng.standard_normal((10, 100)) * np.sqrt(1.0 / 100), "c": rng.standard_normal(10) * 0.1}
+    Y = np.eye(10)[rng.integers(0, 10, size=n)]
+    return Case(f"MNIST-size case 784-100-10 (N={n})", params, X, Y)

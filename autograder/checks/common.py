@@ -1,6 +1,7 @@
 """What every check shares: the grading context, turning a failed call into words, point splits."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -12,6 +13,12 @@ from ..results import CheckResult
 from ..worker.session import Reply, WorkerSession
 
 
+#: Diagnosis ids that describe a symptom or a bookkeeping fact, not a bug: never counted as bugs
+#: (batch/summary.py's "most common bugs"), never the "root cause" another check points to.
+SYMPTOM_TAGS = frozenset({"batch_size_dependent", "not_checked", "not_credited", "not_learning", "too_slow",
+                          "did_not_converge", "explained_by_other_check", "grader_error", "diverged",
+                          "plateaued", "timeout", "crashed", "exception", "grad_wrong", "forward_wrong"})
+
 
 @dataclass
 class Context:
@@ -21,6 +28,15 @@ class Context:
     session: WorkerSession
     mutations: dict[str, set[str]] = field(default_factory=dict)  # function -> inputs it changed
     succeeded: set[str] = field(default_factory=set)              # functions that returned at least once
+    results: list[CheckResult] = field(default_factory=list)      # results of the checks run before (grade.py)
+    right: set[str] = field(default_factory=set)                  # functions right on at least one case
+
+    def root_cause(self, check_ids: tuple[str, ...] = ("forward", "gradients", "sgd_step")) -> CheckResult | None:
+        """The first failed result of an earlier check that names a bug (not just a symptom)."""
+        for r in self.results:
+            if r.check_id in check_ids and not r.passed and set(r.diagnoses) - SYMPTOM_TAGS:
+                return r
+        return None
 
     def note_mutation(self, function: str, reply: Reply) -> None:
         if reply.ok:
@@ -37,12 +53,61 @@ def explain_failure(function: str, reply: Reply) -> str:
                 "Fill in the stub in mlp.py; the public tests (`python -m pytest` in assignment/) check it first.")
     if reply.kind == "syntax":
         return f"mlp.py has a syntax error: {reply.error}. Run `python mlp.py` to see it."
+    if reply.kind == "missing_module":
+        name = reply.error.strip().split(".")[0][:60] or "a module"
+        if name == "gradcheck":
+            return ("mlp.py could not import gradcheck: keep gradcheck.py from the handout unchanged "
+                    "(the grader puts its own copy next to mlp.py)")
+        return (f"the module {name} is not available to the grader: mlp.py may import only numpy, the Python "
+                "standard library and the handout's gradcheck.py. Move plotting and other tools to the notebook "
+                "(the public self-tests check this before you submit)")
     if reply.kind == "memory":
         return f"{function} ran out of memory (the limit is stated in the report); avoid huge intermediate arrays."
     if reply.kind in ("timeout", "crashed", "protocol"):
         return reply.error
-    trace = f"\n{reply.traceback.strip()}" if reply.traceback else ""
-    return f"{function} raised {reply.error}{trace}"
+    trace = clean_traceback(reply.traceback)
+    return f"{function} raised {scrub_paths(reply.error)}" + (f"\n{trace}" if trace else "")
+
+
+STUDENT_FILES = ("mlp.py", "gradcheck.py")
+_FRAME = re.compile(r'^\s*File "([^"]*)", line (\d+), in (.*)$')
+_ABS_PATH = re.compile(r"(?<![\w.])/(?:[\w.+@-]+/)+([\w.+@-]+)")
+
+
+def scrub_paths(text: str) -> str:
+    """Absolute paths (the grader's scratch folder, the project, the interpreter) cut to their file name."""
+    return _ABS_PATH.sub(lambda m: m.group(1), str(text))
+
+
+def clean_traceback(text: str) -> str:
+    """A worker traceback reduced to the student's own frames (mlp.py, gradcheck.py) and the error line:
+    no harness.py frames, no <frozen importlib...> or numpy internals, no absolute paths."""
+    if not text or not text.strip():
+        return ""
+    out: list[str] = []
+    keep = False
+    frames = 0
+    for line in text.strip().splitlines():
+        match = _FRAME.match(line)
+        if match:
+            name = match.group(1).rsplit("/", 1)[-1]
+            keep = name in STUDENT_FILES and not match.group(1).startswith("<")
+            if keep:
+                frames += 1
+                out.append(f'  File "{name}", line {match.group(2)}, in {match.group(3)}')
+            continue
+        if line.startswith("    ") or line.strip().startswith(("^", "~")):
+            if keep:
+                out.append(line)
+            continue
+        keep = False
+        if line.startswith("Traceback"):
+            out.append(line)
+        elif line.strip():
+            out.append(scrub_paths(line))
+    if not frames:
+        out = [line for line in out if not line.startswith("Traceback")]
+    return "\n".join(out)
 
 
 def split_points(total: float, labels: list[str]) -> list[float]:
@@ -62,7 +127,8 @@ def zero_results(check_id: str, labels: list[str], total: float, message: str,
 
 def failure_tag(reply: Reply) -> list[str]:
     return {"not_implemented": ["not_implemented"], "timeout": ["timeout"], "crashed": ["crashed"],
-            "memory": ["memory"], "syntax": ["syntax_error"], "protocol": ["hostile_protocol"]}.get(
+            "memory": ["memory"], "syntax": ["syntax_error"], "protocol": ["hostile_protocol"],
+            "missing_module": ["forbidden_import"]}.get(
                 reply.kind, ["exception"])
 
 
@@ -80,3 +146,13 @@ def evidence_float(x: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return v if np.isfinite(v) else None
+
+
+def squeeze_to(arr: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``arr`` with extra length-1 axes dropped when that gives ``shape`` (a bias kept as (1, n) by
+    ``keepdims=True``): the gradients check charges that shape once; other checks judge the values."""
+    shape = tuple(shape)
+    if isinstance(arr, np.ndarray) and arr.shape != shape and arr.size == int(np.prod(shape)) and \
+            tuple(d for d in arr.shape if d != 1) == tuple(d for d in shape if d != 1):
+        return arr.reshape(shape)
+    return arr

@@ -46,6 +46,12 @@ def _grads(t: dict, d: np.ndarray | None = None, fprime: np.ndarray | None = Non
     return {"W": da.T @ t["X"], "b": da.sum(axis=0), "V": d.T @ h, "c": d.sum(axis=0)}
 
 
+def _mse_delta(t: dict) -> np.ndarray:
+    """dL/dlogits of the mean squared error (1/2N) sum ||probs - Y||^2 back through the softmax."""
+    g = t["probs"] - t["Y"]
+    return t["probs"] * (g - np.sum(g * t["probs"], axis=1, keepdims=True)) / t["n"]
+
+
 def _first_example_bias(t: dict) -> dict[str, np.ndarray]:
     grads = _grads(t)
     da = (t["d"] @ t["p"]["V"]) * derivative(t["a"], t["act"])
@@ -92,6 +98,9 @@ def known_bugs(activation: str) -> list[Bug]:
             "pre-activations a = X W^T + b", lambda t: _grads(t, h_for_v=t["a"])),
         Bug("delta_without_labels", "dL/dlogits is (probs - Y) / N; you left out the labels Y",
             lambda t: _grads(t, d=t["probs"] / t["n"])),
+        Bug("mse_loss", "your gradient is that of the squared error (probs - Y)^2 through the softmax, not of the "
+            "negative log-likelihood: for softmax with cross-entropy, dL/dlogits is simply (probs - Y) / N",
+            lambda t: _grads(t, d=_mse_delta(t))),
         Bug("bias_first_example_only", "a bias gradient must be summed over the batch; yours uses only "
             "the first example", _first_example_bias),
         Bug("bias_mean_not_sum", "the bias gradient averages over the batch a second time: (probs - Y) / N "
@@ -106,22 +115,29 @@ def known_bugs(activation: str) -> list[Bug]:
 def diagnose_gradient(key: str, student: np.ndarray, truth: np.ndarray, case: Case,
                       activation: str) -> tuple[list[str], str]:
     """(bug ids, TA-style sentence) for a wrong gradient of parameter ``key``."""
+    many_classes = case.Y.shape[1] >= 3  # with 2 classes every zero-sum c-gradient is a multiple of (1, -1)
     scale, residual = best_scale(student, truth)
-    if residual < MATCH_TOL:
+    if residual < MATCH_TOL and many_classes and abs(scale) > 1e-9 and abs(scale - 1) <= 1e-3:
+        return ["grad_scaled"], (f"dL/d{key} is the true gradient times {scale:.6g}: right in direction, but a "
+                                 "constant is slightly off (a rounded or mistyped number?)")
+    if residual < MATCH_TOL and many_classes:
         text = describe_scale(scale, case.n)
         if text:
             tag = ("grad_sign_flipped" if scale < 0 and abs(abs(scale) - 1) < 1e-3 else
                    "grad_factor_n" if abs(scale - case.n) < 1e-3 * case.n else
-                   "grad_factor_1_over_n" if case.n > 1 and abs(scale * case.n - 1) < 1e-3 else "grad_scaled")
+                   "grad_factor_1_over_n" if case.n > 1 and abs(scale * case.n - 1) < 1e-3 else
+                   "grad_zero" if abs(scale) < 1e-3 else "grad_scaled")
             return [tag], f"dL/d{key} {text}"
     if student.ndim == 2 and student.shape[0] == student.shape[1] and relative_error(student.T, truth) < MATCH_TOL:
         return ["grad_transposed"], f"dL/d{key} is transposed: it must have the shape of {key}"
     t = intermediates(case, activation)
     for bug in known_bugs(activation):
         variant = bug.grads(t)[key]
+        if best_scale(variant, truth)[1] < MATCH_TOL:
+            continue  # on this key the bug only rescales the gradient: the scale test judges that (>= 3 classes)
         if relative_error(variant, truth) > 1e-3 and relative_error(student, variant) < MATCH_TOL:
             return [bug.bug_id], bug.message
         v_scale, v_res = best_scale(student, variant)
-        if relative_error(variant, truth) > 1e-3 and v_res < MATCH_TOL and describe_scale(v_scale, case.n):
+        if relative_error(variant, truth) > 1e-3 and v_res < MATCH_TOL and many_classes and describe_scale(v_scale, case.n):
             return [bug.bug_id, "grad_scaled"], f"{bug.message}; also, dL/d{key} {describe_scale(v_scale, case.n)}"
     return [], ""

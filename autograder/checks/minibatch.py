@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..boundary import check_array, tolerance
-from ..gradcheck import best_scale, relative_error
+from ..gradcheck import best_scale
 from ..results import CheckResult
 from .cases import PARAM_KEYS, Case, make_case, reference_gradients
-from .common import Context, explain_failure, failure_tag, split_points
+from .common import Context, explain_failure, failure_tag, split_points, squeeze_to
+from .tolerances import grad_scale, reference_gradients32, reference_probs32, scaled_error, threshold
 
 LABELS = ["mean of per-example gradients", "rows independent", "N=1 and odd N", "inputs not mutated"]
 
@@ -31,8 +32,10 @@ def _grads(ctx: Context, case: Case) -> tuple[dict[str, np.ndarray] | None, str,
         return None, explain_failure("forward/backward", reply), failure_tag(reply)
     types = reply.meta.get("backward_types") or {}
     grads = {}
+    arrays = {k: squeeze_to(v, case.params[k[5:]].shape) if k[5:] in case.params else v
+              for k, v in reply.arrays.items() if k.startswith("grad_")}  # a (1, n) bias is the gradients check's
     for key in PARAM_KEYS:
-        checked = check_array(f"dL/d{key}", reply.arrays, f"grad_{key}", case.params[key].shape,
+        checked = check_array(f"dL/d{key}", arrays, f"grad_{key}", case.params[key].shape,
                               type_info=types.get(key) if isinstance(types, dict) else None)
         if not checked.ok:
             return None, f"{case.name}: {checked.problem}", [_tag(checked.problem)]
@@ -40,26 +43,48 @@ def _grads(ctx: Context, case: Case) -> tuple[dict[str, np.ndarray] | None, str,
     return grads, "", []
 
 
+def _right(ctx: Context, case: Case, grads: dict[str, np.ndarray]) -> set[str]:
+    """The keys whose gradient is right on ``case`` (float32 judged against the reference in float32)."""
+    truth = reference_gradients(ctx.ref, case)
+    ref32 = reference_gradients32(ctx.ref, case.params, case.X, case.Y)
+    scale = grad_scale(truth)
+    return {k for k in PARAM_KEYS if scaled_error(grads[k], truth[k], scale)
+            <= threshold(grads[k].dtype, 1e-6, scaled_error(ref32[k], truth[k], scale))}
+
+
 def _mean_of_examples(ctx: Context, case: Case, points: float) -> CheckResult:
+    """Judged on the keys whose per-example gradients are right (zero or wrong per-example gradients
+    are trivially "averaged" and earn nothing here)."""
     label = LABELS[0]
     batch, why, tags = _grads(ctx, case)
     if batch is None:
         return CheckResult("minibatch", label, 0.0, points, why, tags)
-    singles = []
+    singles, usable = [], set(PARAM_KEYS)
     for i in range(case.n):
         one = Case(f"example {i}", case.params, case.X[i:i + 1], case.Y[i:i + 1])
         g, why, tags = _grads(ctx, one)
         if g is None:
             return CheckResult("minibatch", label, 0.0, points, f"on a single example: {why}", tags)
         singles.append(g)
-    worst_key, worst = max(((k, relative_error(batch[k], np.mean([s[k] for s in singles], axis=0)))
-                            for k in PARAM_KEYS), key=lambda kv: kv[1])
-    tol = 1e-8 if all(v.dtype == np.float64 for v in batch.values()) else 1e-4  # float32: rounding
-    evidence = {"relative_error": worst, "parameter": worst_key}
+        usable &= _right(ctx, one, g)
+    if not usable:
+        return CheckResult("minibatch", label, 0.0, points,
+                           "not credited: the per-example gradients are wrong for every parameter (the gradients "
+                           "check says why), so whether the batch gradient is their mean shows nothing yet.",
+                           ["not_credited"])
+    scale = grad_scale({k: np.mean([s[k] for s in singles], axis=0) for k in PARAM_KEYS})
+    worst_key, worst = max(((k, scaled_error(batch[k], np.mean([s[k] for s in singles], axis=0), scale))
+                            for k in sorted(usable)), key=lambda kv: kv[1])
+    ref_batch = reference_gradients32(ctx.ref, case.params, case.X, case.Y)
+    ref_singles = [reference_gradients32(ctx.ref, case.params, case.X[i:i + 1], case.Y[i:i + 1]) for i in range(case.n)]
+    ref32 = max(scaled_error(ref_batch[k], np.mean([s[k] for s in ref_singles], axis=0), scale) for k in usable)
+    tol = threshold(np.result_type(*[batch[k].dtype for k in usable]), 1e-8, ref32)
+    evidence = {"relative_error": worst, "parameter": worst_key, "judged_on": sorted(usable)}
     if worst <= tol:
         return CheckResult("minibatch", label, points, points,
                            f"the gradient of a batch of {case.n} equals the mean of its {case.n} per-example "
-                           f"gradients (worst relative error {worst:.1e}).", [], evidence)
+                           f"gradients (worst relative error {worst:.1e}, judged on {', '.join(sorted(usable))}).",
+                           [], evidence)
     mean = np.mean([s[worst_key] for s in singles], axis=0)
     scale, residual = best_scale(batch[worst_key].astype(np.float64), mean)
     if residual < 1e-6 and abs(scale - case.n) < 1e-3 * case.n:
@@ -108,6 +133,14 @@ def _rows_independent(ctx: Context, case: Case, points: float) -> CheckResult:
     changed = np.abs(a.value[1:] - b.value[1:]).max()
     tol = tolerance(a.value.dtype, 1e-12, 1e-6)
     if changed <= tol:
+        expected, _ = ctx.ref.forward(case.params, case.X)
+        ref32 = reference_probs32(ctx.ref, case.params, case.X)
+        off = float(np.max(np.abs(a.value - expected)))
+        if off > threshold(a.value.dtype, 1e-6, float(np.max(np.abs(ref32 - expected)))):
+            return CheckResult("minibatch", label, 0.0, points,
+                               f"not credited: probs are wrong on this case (off by up to {off:.2g}; the forward check "
+                               "says why), so rows that do not depend on each other show nothing yet.",
+                               ["not_credited"])
         return CheckResult("minibatch", label, points, points,
                            "changing example 0 leaves the probabilities of the other examples unchanged.")
     return CheckResult("minibatch", label, 0.0, points,
@@ -123,9 +156,11 @@ def _sizes(ctx: Context, cases: list[Case], points: float) -> CheckResult:
         if grads is None:
             return CheckResult("minibatch", label, 0.0, points, why, tags)  # why names the case
         truth = reference_gradients(ctx.ref, case)
+        ref32 = reference_gradients32(ctx.ref, case.params, case.X, case.Y)
+        scale = grad_scale(truth)
         for key in PARAM_KEYS:
-            err = relative_error(grads[key], truth[key])
-            if err > tolerance(grads[key].dtype, 1e-6, 1e-4):
+            err = scaled_error(grads[key], truth[key], scale)
+            if err > threshold(grads[key].dtype, 1e-6, scaled_error(ref32[key], truth[key], scale)):
                 hint = ("even for a single example, so the bug is not in how the batch is summed or "
                         "averaged: the gradients check names it" if case.n == 1 else
                         "though the shapes are right; check sums and means over the batch axis for this N")
@@ -140,6 +175,10 @@ def _not_mutated(ctx: Context, points: float) -> CheckResult:
     if not {"forward", "forward/backward"} & ctx.succeeded:
         return CheckResult("minibatch", label, 0.0, points, "could not be checked: forward/backward never "
                            "completed (see the other tests).", ["not_checked"])
+    if not ctx.mutations and not {"forward", "backward"} & ctx.right:
+        return CheckResult("minibatch", label, 0.0, points, "not credited: neither forward nor backward was right on "
+                           "any case yet, so leaving the inputs unchanged shows nothing (see the other checks).",
+                           ["not_credited"])
     if not ctx.mutations:
         return CheckResult("minibatch", label, points, points,
                            "forward and backward left their inputs (params, X, Y) unchanged.")

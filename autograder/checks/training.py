@@ -1,7 +1,11 @@
-"""Check 'training': the grader's loop trains with the student's functions and HYPERPARAMS; the parent
-evaluates test error at fixed points (test labels never enter the worker) and stops at the target."""
+"""Check 'training': the grader owns the training run. Its loop trains with the student's functions and
+HYPERPARAMS on the train split; the parent fixes the checkpoint schedule (step 0, the untrained network,
+then every ``eval_every_epochs``), evaluates test error at those steps only (test labels never enter the
+worker), charges the student the worker tree's CPU seconds, and stops at the target, at the budget, or
+as soon as a run has plateaued far above every partial-credit level."""
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,10 +15,20 @@ import numpy as np
 from ..boundary import check_array
 from ..config import CourseConfig
 from ..results import CheckResult
-from .common import Context, explain_failure, failure_tag
+from .common import Context, explain_failure, failure_tag, squeeze_to
 
 PARTIAL_SCALE = ((0.07, 0.6), (0.10, 0.4), (0.20, 0.2))  # (error below, fraction of the points)
 N_IN, N_OUT = 784, 10
+INIT_MIN_ERROR = 0.5      # an untrained network errs near chance (90%); below this it was trained already
+PLATEAU_ERROR = 0.5       # a run whose best error is above this ...
+PLATEAU_WINDOW = 3        # ... and whose last this-many checkpoints moved less than PLATEAU_SPREAD stops
+PLATEAU_SPREAD = 0.02
+SLOW_FACTOR = 3.0         # "too slow" only when a step costs this many times the reference's step
+WALL_FACTOR = 4.0         # the outer wall-clock cap: this many times the CPU budget (+ 10 s)
+FORGED_FACTOR = 0.25      # a run claiming its steps in under this fraction of the reference's CPU did not run them
+INIT_ROWS = 2000          # test images that judge the untrained network
+VALID_ROWS = 2000         # validation images per checkpoint (the curve's valid_error; grading uses test error)
+LABEL = "MNIST test error within the time budget"
 
 def scale_text(target: float) -> str:
     parts = [f"< {target:.0%} within the budget: full points"]
@@ -31,23 +45,84 @@ def error_rate(ref, params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
             preds[start:start + chunk] = np.argmax(np.nan_to_num(probs, nan=-1.0), axis=1)
     return float(np.mean(preds != y)), preds
 
-def validate_hyperparams(hp: Any, config: CourseConfig) -> tuple[dict[str, float] | None, str]:
-    """The student's HYPERPARAMS within the course bounds, or why not."""
+
+def validate_hyperparams(hp: Any, config: CourseConfig, types: Any = None) -> tuple[dict[str, float] | None, str]:
+    """The student's HYPERPARAMS within the course bounds, or why not (every value a finite number)."""
     if not isinstance(hp, dict):
         return None, "mlp.py has no HYPERPARAMS dict of numbers (keep the one from the handout)"
+    types = types if isinstance(types, dict) else {}
     bounds = config.bounds
     out: dict[str, float] = {}
     for key in ("n_hidden", "learning_rate", "batch_size", "epochs"):
         lo, hi = getattr(bounds, key)
+        if key in types and key not in hp:
+            kind = types[key]
+            name, text = (kind[0], kind[1]) if isinstance(kind, (list, tuple)) and len(kind) == 2 else ("?", "?")
+            return None, f"HYPERPARAMS[{key!r}] is a {str(name)[:30]} ({str(text)[:40]}), not a number"
         if key not in hp:
             return None, f"HYPERPARAMS has no {key!r}; it needs n_hidden, learning_rate, batch_size and epochs"
         value = hp[key]
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            return None, f"HYPERPARAMS[{key!r}] = {str(value)[:40]} is not a finite number"
         if key != "learning_rate" and value != int(value):
             return None, f"HYPERPARAMS[{key!r}] = {value:g} must be a whole number"
         if not lo <= value <= hi:
             return None, f"HYPERPARAMS[{key!r}] = {value:g} is outside the allowed range [{lo:g}, {hi:g}]"
         out[key] = value
     return out, ""
+
+
+def schedule(config: CourseConfig, hp: dict[str, float], n_train: int) -> tuple[list[int], int, int]:
+    """(checkpoint steps, starting with 0; steps per epoch; epochs trained)."""
+    steps_per_epoch = n_train // int(hp["batch_size"])
+    epochs = min(int(hp["epochs"]), config.training.max_epochs)
+    every = max(1, int(round(config.training.eval_every_epochs * steps_per_epoch)))
+    steps = list(range(every, epochs * steps_per_epoch + 1, every))
+    if not steps or steps[-1] != epochs * steps_per_epoch:
+        steps.append(epochs * steps_per_epoch)
+    return [0] + steps, steps_per_epoch, epochs
+
+
+_REF_STEP: dict[tuple, float] = {}
+_STEP_TIMER = """
+import importlib.util, sys, time
+import numpy as np
+path, batch, n_hidden, act = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+spec = importlib.util.spec_from_file_location("reference_timed", path)
+ref = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ref)
+ref.ACTIVATION = act
+rng = np.random.default_rng(0)
+params = ref.init_params(784, n_hidden, 10, rng)
+X = rng.random((batch, 784))
+Y = np.eye(10)[rng.integers(0, 10, batch)]
+def step(params):
+    probs, cache = ref.forward(params, X)
+    return ref.sgd_step(params, ref.backward(params, cache, Y), 0.01)
+for _ in range(3):
+    params = step(params)
+started, n = time.process_time(), 0
+while n < 20 or (time.process_time() - started < 0.2 and n < 5000):
+    params = step(params)
+    n += 1
+print((time.process_time() - started) / n)
+"""
+
+
+def reference_step_seconds(ref, batch: int, n_hidden: int, activation: str) -> float:
+    """CPU seconds of one SGD step of the reference at this batch size and width on this machine,
+    measured in a fresh interpreter with one BLAS thread, as the sandboxed worker runs (cached)."""
+    import os
+    import subprocess
+    import sys
+    key = (getattr(ref, "__file__", ""), batch, n_hidden, activation)
+    if key not in _REF_STEP:
+        env = {**os.environ, **{k: "1" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
+        out = subprocess.run([sys.executable, "-c", _STEP_TIMER, str(ref.__file__), str(batch), str(n_hidden),
+                              activation], capture_output=True, text=True, env=env, timeout=120, check=True)
+        _REF_STEP[key] = max(float(out.stdout.strip().splitlines()[-1]), 1e-6)
+    return _REF_STEP[key]
+
 
 @dataclass
 class Run:
@@ -61,71 +136,112 @@ class Run:
     n_hidden: int
     steps_per_epoch: int
     curve: list[dict[str, float]] = field(default_factory=list)
+    init_error: float | None = None
     reached_at: float | None = None
     best_error: float = 1.0
     problem: str = ""
+    problem_tag: str = ""
     final_predictions: np.ndarray | None = None  # test predictions at the last checkpoint, (10000,)
     eval_seconds: float = 0.0
+    last_step: int = 0
+    last_used: float = 0.0
+    ref_step_seconds: float = 0.0    # CPU seconds of one reference step at this batch size and width
+
+    def forged(self, step: int, used: float) -> bool:
+        """Fewer CPU seconds than any real loop needs for ``step`` steps: the stream was not trained.
+        CPU time is counted in clock ticks (10 ms): one tick of slack."""
+        return used + 0.01 < FORGED_FACTOR * step * self.ref_step_seconds
+
+    def params_from(self, arrays: dict[str, np.ndarray], step: int) -> dict[str, np.ndarray] | None:
+        """The checkpoint's params validated against the requested n_hidden BEFORE any evaluation."""
+        shapes = {"W": (self.n_hidden, N_IN), "b": (self.n_hidden,), "V": (N_OUT, self.n_hidden), "c": (N_OUT,)}
+        params = {}
+        for key, shape in shapes.items():
+            if key in arrays:
+                arrays = {**arrays, key: squeeze_to(arrays[key], shape)}
+            what = "from init_params" if step == 0 else "after training"
+            checked = check_array(f"params[{key!r}] {what}", arrays, key, shape, allow_nonfinite=True)
+            if not checked.ok:
+                self.problem, self.problem_tag = checked.problem or "", "wrong_shape"
+                return None
+            if checked.nonfinite:
+                self.problem = (f"params[{key!r}] became NaN/inf after {step} steps: training diverged "
+                                "(learning rate too large, or an unstable softmax)")
+                self.problem_tag = "diverged"
+                return None
+            params[key] = checked.value
+        return params
+
+    def plateaued(self) -> bool:
+        """Far above every credit level and flat over the last checkpoints: nothing left to change."""
+        errors = [c["test_error"] for c in self.curve[-PLATEAU_WINDOW:]]
+        return (len(self.curve) >= PLATEAU_WINDOW and self.best_error > PLATEAU_ERROR
+                and max(errors) - min(errors) < PLATEAU_SPREAD)
 
     def on_checkpoint(self, ref):
-        def handle(k: int, step: Any, arrays: dict[str, np.ndarray], used: float, meta: dict) -> bool:
-            shapes = {"W": (self.n_hidden, N_IN), "b": (self.n_hidden,), "V": (N_OUT, self.n_hidden), "c": (N_OUT,)}
-            params = {}
-            for key, shape in shapes.items():
-                checked = check_array(f"params[{key!r}] after training", arrays, key, shape,
-                                      allow_nonfinite=True)
-                if not checked.ok:
-                    self.problem = checked.problem
-                    return False
-                if checked.nonfinite:
-                    self.problem = (f"training diverged: params[{key!r}] became NaN/inf after "
-                                    f"{step} steps (learning rate too large, or an unstable softmax)")
-                    return False
-                params[key] = checked.value
+        def handle(index: int, step: int, arrays: dict[str, np.ndarray], used: float, meta: dict) -> bool:
+            params = self.params_from(arrays, step)
+            if params is None:
+                return False
             started = time.perf_counter()
+            if step == 0:  # trained or not: the first INIT_ROWS test images tell (chance is 90%)
+                self.init_error, _ = error_rate(ref, params, self.test_X[:INIT_ROWS], self.test_y[:INIT_ROWS])
+                self.eval_seconds += time.perf_counter() - started
+                return self.init_error >= INIT_MIN_ERROR
             test_err, predictions = error_rate(ref, params, self.test_X, self.test_y)
-            valid_err, _ = error_rate(ref, params, self.valid_X, self.valid_y)
+            valid_err, _ = error_rate(ref, params, self.valid_X[:VALID_ROWS], self.valid_y[:VALID_ROWS])
             self.eval_seconds += time.perf_counter() - started
-            epoch = (int(step) if isinstance(step, int) else 0) / self.steps_per_epoch
-            self.curve.append({"epoch": round(epoch, 4), "seconds": round(used, 3),
+            self.last_step, self.last_used = step, used
+            self.curve.append({"epoch": round(step / self.steps_per_epoch, 4), "seconds": round(used, 3),
                                "test_error": test_err, "valid_error": valid_err})
             self.final_predictions = predictions
             self.best_error = min(self.best_error, test_err)
+            if self.forged(step, used):
+                self.problem, self.problem_tag = (
+                    f"the training run reported {step} SGD steps after {used:.2f} CPU seconds, under a quarter of "
+                    f"what the reference needs ({self.ref_step_seconds * 1e3:.2f} ms per step): the grader's "
+                    "training loop was replaced, so this run does not count"), "forged_training"
+                return False
             if test_err < self.target and used <= self.budget:
                 self.reached_at = used
                 return False
+            if self.plateaued():
+                return False
             return used <= self.budget
         return handle
+
+    def curve_text(self, most: int = 8) -> str:
+        points = self.curve if len(self.curve) <= most else self.curve[:: max(1, len(self.curve) // most)][:most - 1] + [self.curve[-1]]
+        return ", ".join(f"{c['test_error']:.1%} after {c['epoch']:g} epochs" for c in points)
+
 
 def run(ctx: Context, data, budget: float, budget_statement: str, seed: int | None = None) -> list[CheckResult]:
     """``data``: the parent's MNIST (autograder.mnist.MNIST); only the train split's paths reach the worker."""
 
     points = ctx.config.rubric["training"]
-    label = "MNIST test error within the time budget"
     tcfg = ctx.config.training
     loaded = ctx.session.ensure_started()
     if not loaded.ok:
-        return [CheckResult("training", label, 0.0, points, explain_failure("import", loaded), failure_tag(loaded))]
-    hp, why = validate_hyperparams(loaded.meta.get("hyperparams"), ctx.config)
+        return [CheckResult("training", LABEL, 0.0, points, explain_failure("import", loaded), failure_tag(loaded))]
+    hp, why = validate_hyperparams(loaded.meta.get("hyperparams"), ctx.config, loaded.meta.get("hyperparams_types"))
     if hp is None:
-        return [CheckResult("training", label, 0.0, points, f"not trained: {why}.", ["bad_hyperparameters"])]
-    n_train = data.train.X.shape[0]
-    batch = int(hp["batch_size"])
-    steps_per_epoch = n_train // batch
-    epochs = min(int(hp["epochs"]), tcfg.max_epochs)
-    every = max(1, int(round(tcfg.eval_every_epochs * steps_per_epoch)))
-    eval_steps = list(range(every, epochs * steps_per_epoch + 1, every))
-    if not eval_steps or eval_steps[-1] != epochs * steps_per_epoch:
-        eval_steps.append(epochs * steps_per_epoch)
+        return [CheckResult("training", LABEL, 0.0, points, f"not trained: {why}.", ["bad_hyperparameters"])]
+    steps, steps_per_epoch, epochs = schedule(ctx.config, hp, data.train.X.shape[0])
     run_ = Run(tcfg.target_error, budget, data.test.X, data.test.y, data.valid.X, data.valid.y,
-               int(hp["n_hidden"]), steps_per_epoch)
+               int(hp["n_hidden"]), steps_per_epoch,
+               ref_step_seconds=reference_step_seconds(ctx.ref, int(hp["batch_size"]), int(hp["n_hidden"]),
+                                                       ctx.config.activation))
     train = ctx.session.train_split()   # readable by the worker's user, wherever the project lives
     train_X, train_y = train / "X.npy", train / "y.npy"
     args = {"train_X": str(train_X), "train_y": str(train_y), "n_hidden": int(hp["n_hidden"]),
-            "learning_rate": float(hp["learning_rate"]), "batch_size": batch, "eval_steps": eval_steps,
+            "learning_rate": float(hp["learning_rate"]), "batch_size": int(hp["batch_size"]),
             "seed": int(seed if seed is not None else ctx.config.seed("training"))}
-    reply = ctx.session.train(args, run_.on_checkpoint(ctx.ref), budget)
-    evidence: dict[str, Any] = {"curve": run_.curve, "budget_s": budget, "hyperparams": hp,
+    wall_cap = min(WALL_FACTOR * budget + 10.0, max(ctx.config.sandbox.student_wall_s, budget + 10.0))
+    started = time.monotonic()
+    reply = ctx.session.train(args, steps, run_.on_checkpoint(ctx.ref), budget, wall_cap)
+    evidence: dict[str, Any] = {"curve": run_.curve, "budget_s": budget, "budget_unit": "CPU seconds",
+                                "hyperparams": hp, "init_error": run_.init_error,
+                                "wall_seconds": round(time.monotonic() - started, 3),
                                 "eval_seconds": round(run_.eval_seconds, 3)}
     if run_.final_predictions is not None:
         preds = run_.final_predictions
@@ -136,28 +252,15 @@ def run(ctx: Context, data, budget: float, budget_statement: str, seed: int | No
     if run_.reached_at is not None:
         last = run_.curve[-1]
         evidence["time_to_target_s"] = run_.reached_at
-        return [CheckResult("training", label, points, points,
+        return [CheckResult("training", LABEL, points, points,
                             f"test error {last['test_error']:.2%} < {tcfg.target_error:.0%} after "
-                            f"{last['epoch']:.2f} epochs, {run_.reached_at:.1f} s of training "
+                            f"{last['epoch']:.2f} epochs, {run_.reached_at:.1f} CPU seconds of training "
                             f"({budget_statement}).", [], evidence)]
-    if not reply.ok:
-        failure = explain_failure("training (init_params/forward/backward/sgd_step)", reply)
-        if reply.kind == "timeout":
-            tags, failure = ["too_slow"], (f"training used the whole budget of {budget:.0f} s before reaching "
-                                           f"{tcfg.target_error:.0%} test error: vectorize over the batch (no "
-                                           "Python loop over examples) and check the learning rate")
-        else:
-            tags = failure_tag(reply)
-    elif run_.problem:
-        failure, tags = run_.problem, ["diverged" if "diverged" in run_.problem else "wrong_shape"]
-    elif run_.curve and run_.curve[-1]["seconds"] > budget:
-        failure, tags = (f"the time budget of {budget:.0f} s ran out at test error {run_.curve[-1]['test_error']:.2%}: "
-                         "your training is too slow (vectorize: no Python loop over examples)"), ["too_slow"]
-    else:
-        failure, tags = (f"after {epochs} epoch(s) the test error is still {run_.best_error:.2%} (target "
-                         f"{tcfg.target_error:.0%}): check HYPERPARAMS (learning rate, epochs) and your "
-                         "initialisation"), ["bad_hyperparameters" if run_.best_error < 0.5 else "not_learning"]
+    from .training_text import failure_text
+    failure, tags = failure_text(ctx, run_, reply, hp, epochs, budget, wall_cap)
     frac = next((f for e, f in PARTIAL_SCALE if run_.best_error < e), 0.0) if run_.curve else 0.0
-    return [CheckResult("training", label, round(points * frac, 4), points,
-                        f"{failure}. Best test error seen: {run_.best_error:.2%}; partial credit: "
-                        f"{scale_text(tcfg.target_error)}.", tags, evidence)]
+    if {"untrained_init", "forged_training"} & set(tags):
+        frac = 0.0
+    best = f" Best test error seen: {run_.best_error:.2%};" if run_.curve else ""
+    return [CheckResult("training", LABEL, round(points * frac, 4), points,
+                        f"{failure}.{best} partial credit: {scale_text(tcfg.target_error)}.", tags, evidence)]

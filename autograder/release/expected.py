@@ -107,12 +107,24 @@ def _minibatch_tests(config: CourseConfig, ref: ModuleType) -> list[ReleaseTest]
     sizes = [make_case("N=1", rng, n_in, n_hidden, n_out, 1, act), make_case("N=7", rng, n_in, n_hidden, n_out, 7, act)]
     fb = ("forward", "backward")
     return [
-        ReleaseTest("minibatch", labels[0], pts[0], True, "batch_is_mean", fb, _many([batch])),
-        ReleaseTest("minibatch", labels[1], pts[1], True, "rows_independent", ("forward",), _many([batch])),
+        ReleaseTest("minibatch", labels[0], pts[0], True, "batch_is_mean", fb,
+                    _many([batch]) | _per_example_gradients(ref, batch)),
+        ReleaseTest("minibatch", labels[1], pts[1], True, "rows_independent", ("forward",), _many([batch], ref, probs=True)),
         ReleaseTest("minibatch", labels[2], pts[2], True, "sizes_match", fb, _many(sizes, ref, grads=True)),
         ReleaseTest("minibatch", labels[3], pts[3], True, "inputs_unchanged", fb,
-                    _many([public_toy(act), batch] + sizes)),
+                    _many([public_toy(act), batch] + sizes, ref, probs=True, grads=True)),
     ]
+
+
+def _per_example_gradients(ref: ModuleType, case: Case, index: int = 0) -> dict[str, np.ndarray]:
+    """``case{index}.e{i}g{K}``: the reference's gradient of example i alone (the grader credits the
+    batch-mean test only on keys whose per-example gradients are right, issue 12)."""
+    out = {}
+    for i in range(case.X.shape[0]):
+        _, cache = ref.forward(case.params, case.X[i:i + 1])
+        for k, g in ref.backward(case.params, cache, case.Y[i:i + 1]).items():
+            out[f"case{index}.e{i}g{k}"] = np.asarray(g, dtype=np.float64)
+    return out
 
 
 def _sgd_tests(config: CourseConfig) -> list[ReleaseTest]:

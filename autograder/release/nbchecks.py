@@ -188,7 +188,11 @@ def batch_is_mean(forward, backward, data):
         g = _grads(forward, backward, one)
         singles.append({k: _grad(g, k, shapes[k]) for k in KEYS})
     tol = 1e-8 if all(v.dtype == np.float64 for v in batch.values()) else 1e-4
-    for key in KEYS:
+    usable = [k for k in KEYS if all(f"e{i}g{k}" not in case or relative_error(s[k], case[f"e{i}g{k}"])
+                                     <= _tol(s[k].dtype, 1e-6, 1e-4) for i, s in enumerate(singles))]
+    if not usable:  # as the grader: zero or wrong per-example gradients earn nothing here
+        raise AssertionError("not credited: the per-example gradients are wrong for every parameter")
+    for key in usable:
         err = relative_error(batch[key], np.mean([s[key] for s in singles], axis=0))
         if err > tol:
             raise AssertionError(f"the batch gradient dL/d{key} is not the mean of the per-example gradients "
@@ -209,6 +213,8 @@ def rows_independent(forward, data):
     if changed > _tol(first.dtype, 1e-12, 1e-6):
         raise AssertionError(f"changing only example 0 changed the probabilities of other examples (by up to "
                              f"{changed:.2e}): normalise over axis=1 (the classes), not over the batch")
+    if "probs" in case and float(np.max(np.abs(first - case["probs"]))) > _tol(first.dtype, 1e-6, 1e-4):
+        raise AssertionError("not credited: probs are wrong on this case, so independent rows show nothing yet")
 
 
 def sizes_match(forward, backward, data):
@@ -224,13 +230,15 @@ def sizes_match(forward, backward, data):
 
 
 def inputs_unchanged(forward, backward, data):
-    """forward and backward leave params, X and Y as they were."""
+    """forward and backward leave params, X and Y as they were (credited once either is right somewhere)."""
+    right = False
     for case in cases(data):
         params = _params(case)
         X, Y = np.array(case["X"]), np.array(case["Y"])
         before = {"X": X.copy(), "Y": Y.copy(), **{f"params[{k!r}]": v.copy() for k, v in params.items()}}
         probs, cache = _probs(forward, params, X)
-        _call(backward, "backward", params, cache, Y)
+        grads = _call(backward, "backward", params, cache, Y)
+        right = right or _right_somewhere(case, probs, grads)
         after = {"X": X, "Y": Y, **{f"params[{k!r}]": params[k] for k in KEYS}}
         changed = [name for name, old in before.items()
                    if not (isinstance(after[name], np.ndarray) and after[name].shape == old.shape
@@ -238,6 +246,21 @@ def inputs_unchanged(forward, backward, data):
         if changed:
             raise AssertionError(f"forward/backward changed {', '.join(changed)} in place; compute new arrays "
                                  "instead (e.g. not `X -= ...`)")
+    if not right and any("probs" in c for c in cases(data)):
+        raise AssertionError("not credited: neither forward nor backward was right on any case yet")
+
+
+def _right_somewhere(case, probs, grads):
+    """Are probs, or every gradient, the reference's on this case? (the grader's gate for 'inputs not mutated')"""
+    try:
+        if "probs" in case and np.asarray(probs).shape == case["probs"].shape and \
+                float(np.max(np.abs(np.asarray(probs, dtype=np.float64) - case["probs"]))) <= 1e-4:
+            return True
+        return isinstance(grads, dict) and all(
+            "g" + k in case and np.asarray(grads.get(k)).shape == case["g" + k].shape
+            and relative_error(np.asarray(grads[k], dtype=np.float64), case["g" + k]) <= 1e-4 for k in KEYS)
+    except (TypeError, ValueError):
+        return False
 
 
 # ---- sgd_step ------------------------------------------------------------------------------------
@@ -267,10 +290,16 @@ def sgd_exact(sgd_step, data):
 def sgd_keeps_grads(sgd_step, data):
     """sgd_step does not modify the gradients it is given."""
     case = cases(data)[0]
-    _, grads, kept = _sgd(sgd_step, case)
+    new, grads, kept = _sgd(sgd_step, case)
     changed = [k for k in KEYS if not np.array_equal(np.asarray(grads[k]), kept[k], equal_nan=True)]
     if changed:
         raise AssertionError(f"sgd_step changed the gradients {', '.join(changed)}; read them, do not modify them")
+    lr = float(case["lr"])
+    exact = [k for k in KEYS if isinstance(new, dict) and k in new and np.asarray(new[k]).shape == case["p" + k].shape
+             and np.all(np.abs(np.asarray(new[k], dtype=np.float64) - (case["p" + k] - lr * case["g" + k]))
+                        <= _tol(np.asarray(new[k]).dtype, 1e-12, 1e-6) * (np.abs(case["p" + k]) + lr * np.abs(case["g" + k])) + 1e-14)]
+    if not exact:  # as the grader: an update that is wrong everywhere earns nothing for leaving grads alone
+        raise AssertionError("not credited: no key was updated correctly")
 
 
 # ---- training: a small synthetic stand-in for MNIST (no data files, no time budget) --------------

@@ -162,14 +162,18 @@ class Harness:
         missing = [n for n in ("init_params", "forward", "backward", "sgd_step")
                    if not callable(getattr(module, n, None))]
         hp = getattr(module, "HYPERPARAMS", None)
-        clean_hp = None
+        clean_hp, hp_types = None, {}
         if isinstance(hp, dict):
             clean_hp = {}
             for k, v in list(hp.items())[:20]:
-                if isinstance(k, str) and isinstance(v, (int, float, np.integer, np.floating)) \
-                        and not isinstance(v, bool):
-                    clean_hp[k[:40]] = float(v)
-        return {"missing": missing, "hyperparams": clean_hp,
+                if not isinstance(k, str):
+                    continue
+                if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
+                    v = float(v)
+                    clean_hp[k[:40]] = v if v == v and abs(v) != float("inf") else repr(v)  # nan/inf as text
+                else:
+                    hp_types[k[:40]] = (type(v).__name__[:30], repr(v)[:40])
+        return {"missing": missing, "hyperparams": clean_hp, "hyperparams_types": hp_types,
                 "hyperparams_type": type(hp).__name__,
                 "activation": str(getattr(module, "ACTIVATION", ""))[:20]}
 
@@ -251,7 +255,9 @@ class Harness:
         return meta
 
     def op_train(self, req):
-        """The grader's own SGD loop over the student's functions; checkpoints at eval points."""
+        """The grader's own SGD loop over the student's functions. A checkpoint (the params, then one
+        ``ckpt`` event, then the parent's answer) at every step of ``eval_steps``; step 0 is the
+        untrained network straight from init_params."""
         X = np.load(req["train_X"], mmap_mode="r", allow_pickle=False)
         y = np.load(req["train_y"], mmap_mode="r", allow_pickle=False)
         n_hidden, lr, batch = int(req["n_hidden"]), float(req["learning_rate"]), int(req["batch_size"])
@@ -261,7 +267,19 @@ class Harness:
         steps_per_epoch = X.shape[0] // batch
         eval_steps = set(int(s) for s in req["eval_steps"])
         last = max(eval_steps)
-        step, k = 0, 0
+        state = {"k": 0}
+
+        def checkpoint(step):
+            meta = {}
+            self.save_npz(f"ckpt_{state['k']}.npz", self.arrays_from(params, "", meta, "params"))
+            self.reply({"event": "ckpt", "k": state["k"], "step": step, "meta": meta})
+            answer = json.loads(sys.stdin.readline() or "{}")
+            state["k"] += 1
+            return bool(answer.get("continue"))
+
+        step = 0
+        if 0 in eval_steps and not checkpoint(0):
+            return {"steps": 0, "stopped": True}
         while step < last:
             order = rng.permutation(X.shape[0])
             for s in range(steps_per_epoch):
@@ -271,14 +289,8 @@ class Harness:
                 grads = self.module.backward(params, cache, eye[y[idx]])
                 params = self.module.sgd_step(params, grads, lr)
                 step += 1
-                if step in eval_steps:
-                    meta = {}
-                    self.save_npz(f"ckpt_{k}.npz", self.arrays_from(params, "", meta, "params"))
-                    self.reply({"event": "ckpt", "k": k, "step": step, "meta": meta})
-                    answer = json.loads(sys.stdin.readline() or "{}")
-                    k += 1
-                    if not answer.get("continue"):
-                        return {"steps": step, "stopped": True}
+                if step in eval_steps and not checkpoint(step):
+                    return {"steps": step, "stopped": True}
                 if step >= last:
                     break
         return {"steps": step, "stopped": False}
@@ -391,6 +403,9 @@ class Harness:
             except SyntaxError as exc:
                 self.reply({"id": rid, "ok": False, "kind": "syntax", "error": _short(f"{exc.msg} (line {exc.lineno})"),
                             "traceback": _short(traceback.format_exc(limit=0))})
+            except ModuleNotFoundError as exc:  # an import the sandbox does not offer: one clear line
+                self.reply({"id": rid, "ok": False, "kind": "missing_module",
+                            "error": _short(exc.name or exc)[:100], "traceback": ""})
             except MemoryError:
                 self.reply({"id": rid, "ok": False, "kind": "memory", "error": "MemoryError: out of the memory limit"})
             except BaseException as exc:  # noqa: BLE001 - student code may raise anything, even SystemExit
@@ -400,15 +415,14 @@ class Harness:
 
 
 def _confine():
-    """Apply the confinement the parent asked for (``--confine JSON``), before any student code;
-    returns the layers in force. confine.py is loaded by path: -I keeps this folder off sys.path."""
+    """Apply the parent's ``--confine JSON`` before any student code; the layers in force (confine.py
+    is loaded by path: -I keeps this folder off sys.path)."""
     if "--confine" not in sys.argv:
         return []
     spec = json.loads(sys.argv[sys.argv.index("--confine") + 1])
     del sys.argv[1:]  # the submission sees a plain argv
     import importlib.util
-    here = os.path.dirname(os.path.abspath(__file__))
-    loader = importlib.util.spec_from_file_location("_bplab_confine", os.path.join(here, "confine.py"))
+    loader = importlib.util.spec_from_file_location("_bplab_confine", os.path.join(os.path.dirname(__file__), "confine.py"))
     module = importlib.util.module_from_spec(loader)
     loader.loader.exec_module(module)
     return module.apply(spec)
@@ -416,7 +430,6 @@ def _confine():
 
 def main():
     scratch = os.getcwd()
-    import decimal, selectors, zipfile  # noqa: F401,E401 - loaded before confinement (np.savez needs zipfile)
     layers = _confine()
     proto = os.fdopen(os.dup(1), "w", buffering=1)
     log = os.open(os.path.join(scratch, "student_output.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -6,6 +6,7 @@ import json
 import os
 import stat
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +108,19 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
             path.unlink()
         except OSError:
             pass
+
+
+@dataclass
+class Reply:
+    """One answer from the worker. ``kind`` is ok, not_implemented, exception, syntax, memory,
+    timeout, crashed or protocol; ``arrays`` holds what the worker wrote (unvalidated)."""
+    kind: str
+    meta: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    error: str = ""
+    traceback: str = ""
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.kind == "ok"

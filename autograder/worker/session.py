@@ -11,7 +11,6 @@ import secrets
 import selectors
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +25,14 @@ from ..sandbox.launch import LaunchSpec, become_subreaper, descendants, kill_tre
 from ..sandbox.level import Isolation
 from ..sandbox.scratch import fresh_folder, remove_tree, write_new_file
 from ..sandbox.stage import harness_copy, training_split
-from .protocol import MAX_LINE, MAX_NPZ, changed, display_name, open_regular, parse_reply, read_npz
+from .training_stream import TrainingStream
+from .protocol import Reply, MAX_LINE, MAX_NPZ, changed, display_name, open_regular, parse_reply, read_npz
 
 __all__ = ["CONFINE", "HARNESS", "MAX_LINE", "MAX_NPZ", "Reply", "WorkerSession", "WorkerStartError", "parse_reply"]
 
 HARNESS = Path(__file__).with_name("harness.py")
 CONFINE = Path(__file__).with_name("confine.py")
+GRADCHECK = Path(__file__).parents[1] / "gradcheck.py"   # copied verbatim into the handout as assignment/gradcheck.py
 LOG_TAIL = 3000
 START_RETRY_DELAYS = (1.0, 4.0, 10.0)  # seconds between attempts to start a worker that died before any student code
 WATCHED_OPS = {"forward": None, "forward_backward": None, "sgd_step": "g_"}  # op -> input prefix checked
@@ -41,23 +42,7 @@ class WorkerStartError(UserError):
     """The sandboxed worker died or hung before it ran any student code: the installation is broken."""
 
 
-@dataclass
-class Reply:
-    """One answer from the worker. ``kind`` is ok, not_implemented, exception, syntax, memory,
-    timeout, crashed or protocol; ``arrays`` holds what the worker wrote (unvalidated)."""
-    kind: str
-    meta: dict[str, Any] = field(default_factory=dict)
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)
-    error: str = ""
-    traceback: str = ""
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.kind == "ok"
-
-
-class WorkerSession:
+class WorkerSession(TrainingStream):
     """Runs the student's ``mlp.py`` in a sandboxed worker and calls into it.
 
     A call that times out or crashes the worker kills the whole process tree; the next call
@@ -70,7 +55,9 @@ class WorkerSession:
         self.activation = activation
         self.limits = limits or SandboxLimits()
         self.load_timeout = self.limits.load_timeout_s
-        self.files = {"mlp.py": Path(submission).read_bytes(), **(extra_files or {})}
+        # the handout's helper is importable next to mlp.py, as in assignment/
+        self.files = {"mlp.py": Path(submission).read_bytes(), "gradcheck.py": GRADCHECK.read_bytes(),
+                      **(extra_files or {})}
         self.root = Path(tempfile.mkdtemp(prefix="backprop-lab-"))  # only the grader writes here
         os.chmod(self.root, 0o711)
         self.starts = 0
@@ -210,10 +197,6 @@ class WorkerSession:
         """Kill everything and remove the session's folder."""
         self.stop()
         remove_tree(self.root)
-
-    def cpu_seconds(self) -> float | None:
-        """CPU seconds used by the current worker tree (its cgroup); None without a cgroup."""
-        return self.group.cpu_seconds() if self.group is not None else None
 
     def __enter__(self) -> "WorkerSession":
         return self
@@ -377,45 +360,3 @@ class WorkerSession:
             except OSError:
                 pass
         return reply
-
-    # ---- training (streamed checkpoints) --------------------------------------------------
-    def train(self, args: dict[str, Any], on_checkpoint, budget: float, grace: float = 3.0) -> Reply:
-        """Start the grader's training loop in the worker.
-
-        ``on_checkpoint(k, step, arrays, used_seconds, meta)`` returns True to continue. Student
-        time (``used_seconds``, cumulative) is the wall time the worker ran between hand-backs,
-        measured here; the parent's own evaluation time is not counted. The worker is stopped
-        once it has used ``budget`` seconds (plus ``grace`` to reach the next checkpoint).
-        """
-        capped = self._capped("training")
-        if capped is not None:
-            return capped
-        budget = min(budget, max(self.remaining() - grace, 0.0))
-        loaded = self.ensure_started()
-        if not loaded.ok:
-            return loaded
-        self.counter += 1
-        rid = self.counter
-        if not self._send({**args, "op": "train", "id": rid}):
-            return self._fail("crashed", "training", budget)
-        used = 0.0
-        started = time.monotonic()
-        while True:
-            msg = self._read_line(started + max(budget - used, 0.0) + grace)
-            if isinstance(msg, str):
-                return self._fail(msg, "training", budget)
-            if msg.get("event") == "ckpt":
-                used += time.monotonic() - started
-                k = msg.get("k") if isinstance(msg.get("k"), int) else -1
-                arrays = self.load_npz(f"ckpt_{k}.npz") if 0 <= k < 10_000 else {}
-                meta = msg.get("meta") if isinstance(msg.get("meta"), dict) else {}
-                go_on = bool(on_checkpoint(k, msg.get("step"), arrays, used, meta))
-                if not self._send({"continue": go_on}):
-                    return self._fail("crashed", "training", budget)
-                started = time.monotonic()
-                continue
-            if msg.get("id") == rid:
-                if not msg.get("ok"):
-                    return Reply(str(msg.get("kind", "exception"))[:20], error=str(msg.get("error", ""))[:4000],
-                                 traceback=str(msg.get("traceback", ""))[:4000])
-                return Reply("ok", meta=msg.get("meta") if isinstance(msg.get("meta"), dict) else {})

@@ -47,7 +47,7 @@ class Entry:
     words: dict[str, tuple[str, ...]] = field(default_factory=dict)       # check id -> words in its messages
     activation: str = "relu"
     seconds: float = 8.0                         # grading must finish within this (no hang)
-    training: float | None = None                # expected training score when trained
+    training: float | tuple[float, ...] | None = None  # expected training score(s) when trained
     status: str | None = None                    # expected report.status, when it matters
     needs_full: bool = False                     # its containment facts hold only under full isolation
 
@@ -69,6 +69,7 @@ CORRECT = [
     Entry("column_major", "correct", _src(S.column_major), FULL),
     Entry("float32", "correct", _src(S.float32), FULL),
     Entry("einsum", "correct", _src(S.einsum), FULL),
+    Entry("imports_gradcheck", "correct", _src(S.imports_gradcheck), FULL),
     Entry("inplace_sgd_step", "correct", _src(S.inplace_sgd), FULL),
     Entry("hidden_unit_loops", "correct", _src(S.hidden_unit_loops), FULL),
     Entry("per_example_loop", "correct", _src(S.per_example_loop), FULL),
@@ -89,8 +90,8 @@ BUGS = [
           {"gradients": ("grad_factor_1_over_n",), "minibatch": ("grad_factor_1_over_n",)},
           {"gradients": ("divided by the batch size twice",), "minibatch": ("twice",)}),
     Entry("grad_sign_flipped", "bug", _patched((D_LOGITS, "d_logits = (Y - probs) / n")),
-          full(gradients=0, minibatch=3 * T),
-          {"gradients": ("grad_sign_flipped",), "minibatch": ("batch_size_dependent",)},
+          full(gradients=0, minibatch=2 * T),  # per-example gradients all wrong: the mean test is not credited
+          {"gradients": ("grad_sign_flipped",), "minibatch": ("batch_size_dependent", "not_credited")},
           {"gradients": ("opposite sign", "Y - probs")}),
     Entry("grad_W_transposed", "bug", _patched(('"W": d_a.T @ X,', '"W": X.T @ d_a,')),
           full(gradients=3 * G, minibatch=(2 * T, 3 * T)),
@@ -118,18 +119,18 @@ BUGS = [
           full(forward=2 * T), {"forward": ("softmax_overflow",)}, {"forward": ("overflow", "maximum")}),
     Entry("softmax_axis0", "bug", _patched(("probs = e / e.sum(axis=1, keepdims=True)",
                                             "probs = e / e.sum(axis=0, keepdims=True)")),
-          full(forward=0, gradients=0, minibatch=T),
+          full(forward=0, gradients=0, minibatch=0),  # nothing right anywhere: no invariance credit
           {"forward": ("softmax_wrong_axis",), "minibatch": ("rows_depend_on_each_other",)},
           {"forward": ("axis=1",), "minibatch": ("axis=1",)}),
     Entry("forward_missing_b", "bug", _patched((S.FORWARD_FIRST, '    a = X @ params["W"].T\n')),
-          full(forward=(0, T), gradients=0, minibatch=3 * T), {"forward": ("forward_missing_b",)},
+          full(forward=(0, T), gradients=0, minibatch=0), {"forward": ("forward_missing_b",), "minibatch": ("not_credited",)},
           {"forward": ("bias b",)}),
     Entry("forward_missing_c", "bug", _patched(('logits = h @ params["V"].T + params["c"]', 'logits = h @ params["V"].T')),
-          full(forward=(0, T), gradients=0, minibatch=3 * T), {"forward": ("forward_missing_c",)},
+          full(forward=(0, T), gradients=0, minibatch=0), {"forward": ("forward_missing_c",), "minibatch": ("not_credited",)},
           {"forward": ("bias c",)}),
     Entry("forward_tanh_instead_of_relu", "bug",
           _patched(("    h = _activate(a)\n", "    h = np.tanh(a)\n"), ("return (a > 0).astype(a.dtype)", "return 1.0 - h * h")),
-          full(forward=(0, T), gradients=0, minibatch=3 * T), {"forward": ("wrong_activation",)},
+          full(forward=(0, T), gradients=0, minibatch=0), {"forward": ("wrong_activation",)},
           {"forward": ("tanh", "relu"), "gradients": ("OWN forward",)}),
     Entry("forward_mutates_X", "bug",
           _patched(("    return probs, (X, a, h, probs)\n",
@@ -141,13 +142,13 @@ BUGS = [
           full(minibatch=3 * T), {"minibatch": ("input_mutated",)}, {"minibatch": ("params.V",)}),
     Entry("sgd_ascends", "bug", _patched(("params[key] - learning_rate * grads[key]",
                                           "params[key] + learning_rate * grads[key]")),
-          full(sgd_step=T), {"sgd_step": ("sgd_ascends",)}, {"sgd_step": ("UP the gradient",)}),
+          full(sgd_step=0), {"sgd_step": ("sgd_ascends", "not_credited")}, {"sgd_step": ("UP the gradient",)}),
     Entry("sgd_skips_c", "bug", _patched(("for key in params}", 'for key in params if key != "c"}')),
           full(sgd_step=T), {"sgd_step": ("sgd_skips_key",)}, {"sgd_step": ("'c'",)}),
     Entry("sgd_ignores_lr", "bug", _patched(("params[key] - learning_rate * grads[key]", "params[key] - grads[key]")),
-          full(sgd_step=T), {"sgd_step": ("sgd_ignores_lr",)}, {"sgd_step": ("learning_rate",)}),
+          full(sgd_step=0), {"sgd_step": ("sgd_ignores_lr", "not_credited")}, {"sgd_step": ("learning_rate",)}),
     Entry("sgd_returns_list", "bug", _patched((S.SGD_RETURN, "    return [params[key] - learning_rate * grads[key] for key in params]\n")),
-          full(sgd_step=T), {"sgd_step": ("sgd_not_dict",)}, {"sgd_step": ("list", "dict")}),
+          full(sgd_step=0), {"sgd_step": ("sgd_not_dict",)}, {"sgd_step": ("list", "dict")}),
     Entry("sgd_mutates_grads", "bug",
           _patched((S.SGD_RETURN, "    for key in grads:\n        grads[key] *= learning_rate\n"
                                   "    return {key: params[key] - grads[key] for key in params}\n")),
@@ -166,6 +167,35 @@ BUGS = [
                     '        "c": d_logits.sum(axis=0),\n    }\n    return {k: v.tolist() for k, v in grads.items()}\n')),
           full(gradients=0, minibatch=2 * T), {"gradients": ("wrong_type",), "minibatch": ("wrong_type",)},
           {"gradients": ("list",), "minibatch": ("list",)}),
+    # ---- issue 12 (expected verdicts written from the rules before grading) ----------------------------
+    Entry("momentum_sgd", "bug", _src(S.momentum_sgd), full(sgd_step=T), {"sgd_step": ("sgd_momentum",)},
+          {"sgd_step": ("momentum", "FIRST call")}),
+    Entry("step_counter_sgd", "bug", _src(S.step_counter_sgd), full(sgd_step=T), {"sgd_step": ("hidden_state",)},
+          {"sgd_step": ("depend only on",)}),
+    Entry("identity_update", "bug", _src(S.identity_update), full(sgd_step=0),
+          {"sgd_step": ("sgd_skips_key", "not_credited")}, {"sgd_step": ("not updated", "not credited")}),
+    Entry("uniform_probs_zero_grads", "bug", _src(S.uniform_probs),
+          {"forward": 0, "gradients": 0, "minibatch": 0, "sgd_step": 10.0},
+          {"forward": ("forward_wrong",), "minibatch": ("not_credited",)}, {"minibatch": ("not credited",)}),
+    Entry("zero_grads", "bug", _src(S.zero_grads), full(gradients=0, minibatch=2 * T),
+          {"gradients": ("grad_zero",), "minibatch": ("not_credited",)}, {"gradients": ("zero",)}),
+    Entry("gradient_3e-5_off_float64", "bug", _src(lambda: S.gradient_off(3e-5, "float64")),
+          full(gradients=0, minibatch=2 * T), {"gradients": ("grad_scaled",)}, {"gradients": ("slightly off",)}),
+    Entry("gradient_3e-5_off_float32", "bug", _src(lambda: S.gradient_off(3e-5, "float32")),
+          full(gradients=0, minibatch=2 * T), {"gradients": ("grad_scaled",)}, {"gradients": ("slightly off",)}),
+    Entry("bias_grad_keepdims", "bug", _src(S.bias_keepdims), full(gradients=2 * G),
+          {"gradients": ("bias_keepdims",)}, {"gradients": ("keepdims", "(1, ")}),
+    Entry("both_biases_missing", "bug", _src(S.both_biases_missing),
+          {"forward": 0, "gradients": 0, "minibatch": 0, "sgd_step": 10.0},
+          {"forward": ("forward_missing_biases",)}, {"forward": ("both biases",)}),
+    Entry("sigmoid_output", "bug", _src(S.sigmoid_output),
+          {"forward": 0, "gradients": 0, "minibatch": 0, "sgd_step": 10.0},
+          {"forward": ("sigmoid_output",)}, {"forward": ("sigmoid", "softmax")}),
+    Entry("mse_loss", "bug", _src(S.mse_loss), full(gradients=0, minibatch=2 * T), {"gradients": ("mse_loss",)},
+          {"gradients": ("squared error",)}),
+    Entry("imports_matplotlib", "bug", _src(S.imports_matplotlib),
+          {"forward": 0, "gradients": 0, "minibatch": 0, "sgd_step": 0},
+          {"forward": ("forbidden_import",)}, {"forward": ("matplotlib", "notebook")}, status="import_error"),
     Entry("syntax_error", "bug", _patched(("    return probs, (X, a, h, probs)\n", "    return probs, (X, a, h, probs\n")),
           {"forward": 0, "gradients": 0, "minibatch": 0, "sgd_step": 0},
           {"forward": ("syntax_error",)}, {"forward": ("does not compile", "line")}, status="syntax_error"),
@@ -192,7 +222,8 @@ HOSTILE = [
     Entry("network", "hostile", H.network, FULL, seconds=15, needs_full=True),
     Entry("numpy_monkeypatch", "hostile", H.numpy_monkeypatch, full(gradients=0, minibatch=T),
           {"gradients": ("grad_factor_n",), "minibatch": ("input_mutated",)}, {"minibatch": ("forward changed X",)}),
-    Entry("lying_subclass", "hostile", H.lying_subclass, full(forward=0), {"forward": ("wrong_type",)},
+    # its probs are zeros (as a lying subclass): the rows-independence test is not credited (issue 12)
+    Entry("lying_subclass", "hostile", H.lying_subclass, full(forward=0, minibatch=3 * T), {"forward": ("wrong_type",)},
           {"forward": ("subclass",)}),
     Entry("huge_arrays", "hostile", H.huge_arrays, full(forward=0, minibatch=3 * T), {"forward": ("wrong_shape",)},
           {"forward": ("100000000",), "minibatch": ("100000000",)}, seconds=20),
@@ -222,6 +253,25 @@ TRAINING = [
           _hyperparams('HYPERPARAMS = {"n_hidden": 100, "learning_rate": 0.5, "batch_size": 64}\n'),
           FULL, {"training": ("bad_hyperparameters",)}, {"training": ("epochs",)}, training=0.0, seconds=15),
 ]
+# issue 12: the grader owns training (fast: each fails or stops within a few checkpoints)
+TRAINING += [
+    Entry("hyperparams_nan", "bug",
+          _hyperparams('HYPERPARAMS = {"n_hidden": float("nan"), "learning_rate": 0.5, "batch_size": 64, "epochs": 3}\n'),
+          FULL, {"training": ("bad_hyperparameters",)}, {"training": ("n_hidden", "finite")}, training=0.0, seconds=15),
+    Entry("hyperparams_string", "bug",
+          _hyperparams('HYPERPARAMS = {"n_hidden": "100", "learning_rate": 0.5, "batch_size": 64, "epochs": 3}\n'),
+          FULL, {"training": ("bad_hyperparameters",)}, {"training": ("n_hidden", "str")}, training=0.0, seconds=15),
+    Entry("pretrained_init_fd_backward", "hostile", _src(S.pretrained_init_fd_backward), full(gradients=0),
+          {"gradients": ("grad_wrong_at_scale",), "training": ("untrained_init",)},
+          {"gradients": ("real-size",), "training": ("random weights",)}, training=0.0, seconds=30),
+    Entry("forged_checkpoint_stream", "hostile", _src(S.forged_checkpoints), FULL,
+          {"training": ("wrong_shape",)}, {"training": ("(1024, 784)",)}, training=0.0, seconds=30),
+    Entry("forged_trained_stream", "hostile", _src(S.trained_in_forged_loop), FULL,
+          {"training": ("forged_training",)}, {"training": ("replaced",)}, training=0.0, seconds=30),
+    Entry("zero_grads_training", "bug", _src(S.zero_grads), full(gradients=0, minibatch=2 * T),
+          {"training": ("not_learning",)}, {"training": ("gradients check already found", "stopped early")},
+          training=0.0, seconds=40),
+]
 SLOW_TRAINING = [
     Entry("train_reference_relu", "correct", _src(S.ref), FULL, training=20.0, seconds=60),
     Entry("train_float32", "correct", _src(S.float32), FULL, training=20.0, seconds=60),
@@ -230,8 +280,16 @@ SLOW_TRAINING = [
           _hyperparams('HYPERPARAMS = {"n_hidden": 100, "learning_rate": 0.0001, "batch_size": 64, "epochs": 1}\n'),
           FULL, {"training": ("not_learning",)}, {"training": ("HYPERPARAMS", "learning rate")}, training=0.0,
           seconds=60),
+    Entry("train_bias_keepdims", "bug", _src(S.bias_keepdims), full(gradients=2 * G), {"gradients": ("bias_keepdims",)},
+          training=20.0, seconds=60),
+    # correct, vectorized, but a tiny learning rate on a wide net: the budget runs out while a step costs
+    # what the reference's does, so the verdict is "did not converge" (never "too slow")
+    Entry("train_slow_converging_vectorized", "bug",
+          _hyperparams('HYPERPARAMS = {"n_hidden": 1024, "learning_rate": 0.003, "batch_size": 16, "epochs": 10}\n'),
+          FULL, {"training": ("did_not_converge",)}, {"training": ("did not converge",)},
+          training=(0.0, 4.0, 8.0, 12.0), seconds=150),
     Entry("train_sleepy_sgd_step", "bug", lambda probe: S.at_start(S.ref(), S.SGD_RETURN, "    import time\n    time.sleep(0.2)"),
-          FULL, {"training": ("too_slow",)}, {"training": ("budget",)}, training=0.0, seconds=90),
+          FULL, {"training": ("too_slow",)}, {"training": ("budget", "sleeping")}, training=0.0, seconds=60),
 ]
 
 ZOO: list[Entry] = CORRECT + BUGS + HOSTILE

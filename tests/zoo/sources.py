@@ -5,6 +5,7 @@ carries through or fails loudly here (each substitution must match exactly once)
 """
 from __future__ import annotations
 
+import functools
 import re
 
 from autograder.reference import reference_source
@@ -200,3 +201,209 @@ def _activate(a):
 def _activate_grad(a, h):
     return _TABLE[ACTIVATION][1](a, h)
 '''
+
+
+# ---- issue 12: the grader owns training ----------------------------------------------------------
+_TRAINER = """
+import sys
+import numpy as np
+from autograder.mnist import load_mnist
+from autograder.reference import load_reference
+ref = load_reference("relu")
+data = load_mnist(fetch=True)
+rng = np.random.default_rng(7)
+params = ref.init_params(784, 100, 10, rng)
+X, y = data.train.X, data.train.y
+eye = np.eye(10)
+for s in range(int(float(sys.argv[2]) * X.shape[0] / 64)):
+    idx = rng.integers(0, X.shape[0], 64)
+    probs, cache = ref.forward(params, np.asarray(X[idx], dtype=np.float64))
+    params = ref.sgd_step(params, ref.backward(params, cache, eye[y[idx]]), 0.5)
+np.savez(sys.argv[1], **params)
+"""
+
+
+@functools.lru_cache(maxsize=1)
+def _trained_reference_params(epochs: float = 1.5) -> dict:
+    """Reference parameters trained on MNIST (what a student could paste into mlp.py), trained in a
+    child interpreter with one BLAS thread (a loaded machine makes multi-threaded small matmuls crawl)."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    import numpy as np
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "params.npz")
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        subprocess.run([sys.executable, "-c", _TRAINER, out, str(epochs)], env=env, check=True, timeout=300)
+        with np.load(out, allow_pickle=False) as z:
+            return {k: np.array(z[k]) for k in z.files}
+
+
+def pretrained_init_fd_backward() -> str:
+    """init_params returns weights trained offline (base64 inside mlp.py); backward is finite
+    differences of its own forward on small problems and zeros at MNIST size (the red team's 100/100)."""
+    import base64
+    import io
+    import numpy as np
+    buf = io.BytesIO()
+    np.savez(buf, **{k: v.astype(np.float32) for k, v in _trained_reference_params().items()})
+    blob = base64.b64encode(buf.getvalue()).decode()
+    s = patch(ref(), ("    scale_w = np.sqrt(2.0 / n_in) if ACTIVATION == \"relu\" else np.sqrt(1.0 / n_in)\n",
+                      "    if (n_in, n_hidden, n_out) == (784, 100, 10):\n"
+                      "        import base64, io\n"
+                      "        with np.load(io.BytesIO(base64.b64decode(_BLOB))) as z:\n"
+                      "            return {k: z[k].astype(np.float64) for k in z.files}\n"
+                      "    scale_w = np.sqrt(2.0 / n_in) if ACTIVATION == \"relu\" else np.sqrt(1.0 / n_in)\n"),
+              (BACKWARD_FIRST, "    if cache[0].size > 2000:\n"
+                               "        return {k: np.zeros_like(v) for k, v in params.items()}\n"
+                               "    return _fd(params, cache[0], Y)\n" + BACKWARD_FIRST))
+    return s + f'''
+
+_BLOB = "{blob}"
+
+
+def _fd(params, X, Y, h=1e-6):
+    def loss():
+        probs, _ = forward(params, X)
+        return -np.mean(np.log(np.sum(probs * Y, axis=1)))
+    out = {{}}
+    for k, v in params.items():
+        g = np.zeros_like(v)
+        flat, gflat = v.reshape(-1), g.reshape(-1)
+        for i in range(flat.size):
+            old = flat[i]
+            flat[i] = old + h
+            plus = loss()
+            flat[i] = old - h
+            minus = loss()
+            flat[i] = old
+            gflat[i] = (plus - minus) / (2 * h)
+        out[k] = g
+    return out
+'''
+
+
+def forged_checkpoints(n_hidden_claimed: int = 1024, count: int = 60) -> str:
+    """mlp.py patches the harness's training op (it runs in the same process) to stream forged
+    checkpoints without waiting: big random ones at made-up steps, then at every requested step."""
+    return prelude(ref(), f'''
+import sys as _sys, json as _json
+_H = getattr(_sys.modules.get("__main__"), "Harness", None)
+if _H is not None:
+    def _forged(self, req):
+        rng = np.random.default_rng(0)
+        steps = [s for s in req["eval_steps"]] + list(range(1, {count}))
+        for k, step in enumerate(steps[:{count}]):
+            n = {n_hidden_claimed} if k % 2 else int(req["n_hidden"])
+            self.save_npz(f"ckpt_{{k}}.npz", {{"W": rng.standard_normal((n, 784)) * 0.05, "b": np.zeros(n),
+                                             "V": rng.standard_normal((10, n)) * 0.1, "c": np.zeros(10)}})
+            self.reply({{"event": "ckpt", "k": k, "step": step, "meta": {{}}}})
+        return {{"steps": 0, "stopped": False}}
+    _H.op_train = _forged
+''')
+
+
+def trained_in_forged_loop() -> str:
+    """A patched training op that answers every requested step at once with pretrained weights."""
+    import base64
+    import io
+    import numpy as np
+    buf = io.BytesIO()
+    np.savez(buf, **{k: v.astype(np.float32) for k, v in _trained_reference_params().items()})
+    blob = base64.b64encode(buf.getvalue()).decode()
+    return prelude(ref(), f'''
+import sys as _sys, json as _json, base64 as _b64, io as _io
+_H = getattr(_sys.modules.get("__main__"), "Harness", None)
+if _H is not None:
+    def _forged(self, req):
+        rng = np.random.default_rng(int(req["seed"]))
+        params = init_params(784, int(req["n_hidden"]), 10, rng)
+        with np.load(_io.BytesIO(_b64.b64decode("{blob}"))) as z:
+            good = {{k: z[k].astype(np.float64) for k in z.files}}
+        for k, step in enumerate(req["eval_steps"]):
+            self.save_npz(f"ckpt_{{k}}.npz", params if step == 0 else good)
+            self.reply({{"event": "ckpt", "k": k, "step": step, "meta": {{}}}})
+            if not _json.loads(_sys.stdin.readline() or "{{}}").get("continue"):
+                break
+        return {{"steps": 0, "stopped": True}}
+    _H.op_train = _forged
+''')
+
+
+# ---- issue 12: stateful, degenerate, dtype-dependent and other real-world patterns ----------------
+def momentum_sgd(mu: float = 0.9) -> str:
+    """sgd_step with momentum (2 of 20 public implementations): right on a fresh module, wrong after."""
+    return patch(ref(), (SGD_RETURN, f"    new = {{}}\n    for key in params:\n"
+                                     f"        v = {mu} * _VELOCITY.get(key, 0.0) + grads[key]\n"
+                                     "        _VELOCITY[key] = v\n"
+                                     "        new[key] = params[key] - learning_rate * v\n    return new\n"),
+                 (IMPORT, IMPORT + "_VELOCITY = {}\n"))
+
+
+def step_counter_sgd() -> str:
+    """sgd_step decays its own learning rate with a call counter."""
+    return patch(ref(), (SGD_RETURN, "    _STATE['t'] += 1\n    lr = learning_rate / (1.0 + 0.01 * (_STATE['t'] - 1))\n"
+                                     "    return {key: params[key] - lr * grads[key] for key in params}\n"),
+                 (IMPORT, IMPORT + "_STATE = {'t': 0}\n"))
+
+
+def identity_update() -> str:
+    return patch(ref(), (SGD_RETURN, "    return {key: params[key].copy() for key in params}\n"))
+
+
+def uniform_probs() -> str:
+    """forward ignores its input and returns uniform probabilities; backward returns zeros."""
+    return patch(ref(), ("    return probs, (X, a, h, probs)\n",
+                         "    probs = np.full_like(probs, 1.0 / probs.shape[1])\n    return probs, (X, a, h, probs)\n"),
+                 (BACKWARD_FIRST, "    return {k: np.zeros_like(v) for k, v in params.items()}\n" + BACKWARD_FIRST))
+
+
+def zero_grads() -> str:
+    return patch(ref(), (BACKWARD_FIRST, "    return {k: np.zeros_like(v) for k, v in params.items()}\n" + BACKWARD_FIRST))
+
+
+def gradient_off(rel: float = 3e-5, dtype: str = "float64") -> str:
+    """A gradient that is off by ``rel`` relative (a slightly wrong constant), returned as ``dtype``."""
+    src = patch(ref(), ("    return {\n        \"W\": d_a.T @ X,", "    grads = {\n        \"W\": d_a.T @ X,"),
+                ('        "c": d_logits.sum(axis=0),\n    }\n',
+                 '        "c": d_logits.sum(axis=0),\n    }\n'
+                 f'    return {{k: (v * (1.0 + {rel})).astype(np.{dtype}) for k, v in grads.items()}}\n'))
+    return src
+
+
+def bias_keepdims() -> str:
+    """Both bias gradients summed with keepdims=True: shape (1, n). Trains fine (broadcasting)."""
+    return patch(ref(), ('"b": d_a.sum(axis=0),', '"b": d_a.sum(axis=0, keepdims=True),'),
+                 ('"c": d_logits.sum(axis=0),', '"c": d_logits.sum(axis=0, keepdims=True),'))
+
+
+def both_biases_missing() -> str:
+    return patch(ref(), (FORWARD_FIRST, '    a = X @ params["W"].T\n'),
+                 ('logits = h @ params["V"].T + params["c"]', 'logits = h @ params["V"].T'))
+
+
+def sigmoid_output() -> str:
+    """A sigmoid output layer (Nielsen's network.py) with its natural backward."""
+    return patch(ref(), ("    shifted = logits - logits.max(axis=1, keepdims=True)\n    e = np.exp(shifted)\n"
+                         "    probs = e / e.sum(axis=1, keepdims=True)\n",
+                         "    probs = 1.0 / (1.0 + np.exp(-logits))\n"))
+
+
+def mse_loss() -> str:
+    """Backward of the squared error through the softmax instead of the cross-entropy."""
+    return patch(ref(), ("    d_logits = (probs - Y) / n\n",
+                         "    g = probs - Y\n    d_logits = probs * (g - np.sum(g * probs, axis=1, keepdims=True)) / n\n"))
+
+
+def imports_gradcheck() -> str:
+    """Uses the handout's gradcheck.py (shipped next to mlp.py)."""
+    return prelude(ref(), "from gradcheck import relative_error  # the handout's helper\n")
+
+
+def imports_matplotlib() -> str:
+    return prelude(ref(), "import matplotlib.pyplot as plt\n")
+
+
+def hyperparams(text: str) -> str:
+    return patch(ref(), ("HYPERPARAMS = dict(SUGGESTED_HYPERPARAMS[ACTIVATION])\n", text))
