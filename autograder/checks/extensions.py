@@ -24,22 +24,19 @@ import numpy as np
 from ..boundary import check_array
 from ..gradcheck import mean_nll, numerical_gradient, relative_error
 from ..results import CheckResult
-from ..worker.session import Reply
 from .cases import PARAM_KEYS, make_case
-from .common import Context, explain_failure, failure_tag, split_points, zero_results
+from .common import Context, split_points, zero_results
+from .extension_common import LABELS, _call, _close, _fail, _failed, _pass, _scalar
+from .extension_dropout import DROPOUT_DRAWS, DROPOUT_RATE, check_dropout
+
+__all__ = ["CHECKS", "DEFAULT_POINTS", "DROPOUT_DRAWS", "DROPOUT_RATE", "EXTENSION_IDS", "FUNCTIONS", "LABELS",
+           "check_dropout", "check_early_stopping", "check_l2", "enabled_extensions", "expected_early_stopping", "run"]
 
 EXTENSION_IDS = ("l2", "early_stopping", "dropout")
-LABELS = {
-    "l2": ["penalty value", "gradient of the penalized loss"],
-    "early_stopping": ["stop epoch on given validation curves", "best epoch on given validation curves"],
-    "dropout": ["expected value of the hidden layer", "gradient with a fixed mask"],
-}
 FUNCTIONS = {"l2": ("l2_penalty", "l2_penalty_grads"), "early_stopping": ("early_stopping",),
              "dropout": ("dropout_forward", "dropout_backward")}
 DEFAULT_POINTS = {"l2": 5.0, "early_stopping": 5.0, "dropout": 5.0}
 GRAD_TOL = 1e-6
-DROPOUT_RATE = 0.3      # not 0.5, so "rate" and "keep probability" cannot be confused unnoticed
-DROPOUT_DRAWS = 400
 
 
 def enabled_extensions(config) -> list[str]:
@@ -65,46 +62,6 @@ def run(ctx: Context, only: list[str] | None = None) -> list[CheckResult]:
 
 # ---------------------------------------------------------------------------------------------
 # Plumbing
-
-def _call(ctx: Context, function: str, arrays: dict[str, np.ndarray], order: list[str], **extra) -> Reply:
-    reply = ctx.session.call("call_extension", arrays, function=function, order=order, **extra)
-    ctx.note_mutation(function, reply)
-    return reply
-
-
-def _failed(check_id: str, labels: list[str], pts: list[float], function: str, reply: Reply) -> list[CheckResult]:
-    msg = explain_failure(function, reply)
-    return [CheckResult(check_id, label, 0.0, p, msg, failure_tag(reply)) for label, p in zip(labels, pts)]
-
-
-def _scalar(reply: Reply, key: str, what: str) -> tuple[float | None, str | None]:
-    """A returned number (0-d array or one-element array), or the reason it is not one."""
-    info = (reply.meta.get("types") or {}).get(key.removeprefix("out_"), {})
-    if key not in reply.arrays:
-        return None, f"{what} is missing or not a number (it was a {info.get('type', 'nothing')})"
-    arr = reply.arrays[key]
-    if arr.size != 1 or arr.dtype.kind not in "biuf":
-        return None, f"{what} is not a single number (shape {arr.shape}, dtype {arr.dtype})"
-    value = float(arr.reshape(-1)[0])
-    if not np.isfinite(value):
-        return None, f"{what} is {value}"
-    return value, None
-
-
-def _pass(check_id: str, label: str, pts: float, message: str, **evidence) -> CheckResult:
-    return CheckResult(check_id, label, pts, pts, message, [], evidence)
-
-
-def _fail(check_id: str, label: str, pts: float, message: str, tags: list[str], **evidence) -> CheckResult:
-    return CheckResult(check_id, label, 0.0, pts, message, tags, evidence)
-
-
-def _close(a: np.ndarray, b: np.ndarray, rtol: float = 1e-7) -> bool:
-    return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=1e-12))
-
-
-# ---------------------------------------------------------------------------------------------
-# L2 weight decay
 
 def _l2_value_bug(value: float, params: dict[str, np.ndarray], wd: float) -> tuple[str, str]:
     sq = float(np.sum(params["W"] ** 2) + np.sum(params["V"] ** 2))
@@ -331,125 +288,6 @@ def check_early_stopping(ctx: Context, total: float) -> list[CheckResult]:
 
 # ---------------------------------------------------------------------------------------------
 # Dropout
-
-def _dropout_forward_result(reply: Reply, h: np.ndarray, rate: float, draws: int) -> tuple[bool, str, list[str], dict]:
-    n = draws
-    types = reply.meta.get("types") or {}
-    if "out_0" not in reply.arrays or "out_1" not in reply.arrays:
-        got = ", ".join(f"{k}: {v.get('type')}" for k, v in types.items()) or "nothing usable"
-        return False, (f"dropout_forward must return the pair (h_dropped, mask) of arrays shaped like h; it returned "
-                       f"{got}"), ["wrong_type"], {}
-    dropped, mask = reply.arrays["out_0"], reply.arrays["out_1"]
-    if dropped.shape != (n,) + h.shape or mask.shape != (n,) + h.shape:
-        return False, (f"h_dropped and mask must have h's shape {h.shape}; got {dropped.shape[1:]} and "
-                       f"{mask.shape[1:]}"), ["wrong_shape"], {}
-    if dropped.dtype.kind != "f" or not np.all(np.isfinite(dropped)):
-        return False, "h_dropped must be a finite float array", ["wrong_type"], {}
-    if "h" in (reply.meta.get("mutated") or []):
-        return False, "dropout_forward changed h in place: return a new array", ["dropout_mutates_h"], {}
-    mask = mask.astype(np.float64)
-    kept = dropped != 0  # h > 0 everywhere, so a kept unit is never 0
-    keep_frac = float(kept.mean())
-    scale = float(np.mean(dropped[kept] / np.broadcast_to(h, dropped.shape)[kept])) if kept.any() else 0.0
-    mean_ratio = float(dropped.mean(axis=0).sum() / h.sum())
-    evidence = {"keep_fraction": keep_frac, "scale_of_kept_units": scale, "mean_over_masks_ratio": mean_ratio,
-                "draws": n, "rate": rate}
-    keep, inv = 1 - rate, 1 / (1 - rate)
-    expected_line = (f"over {n} masks the mean of h_dropped is {mean_ratio:.3f} h (expected 1.000 h); "
-                     f"{100 * keep_frac:.1f}% of the units were kept (expected {100 * keep:.0f}% at rate {rate})")
-    if abs(keep_frac - keep) > 0.03:
-        if abs(keep_frac - rate) < 0.03:
-            return False, (f"{expected_line}: it keeps units with probability rate; rate is the probability of "
-                           "DROPPING a unit, keep with probability 1 - rate"), ["dropout_rate_is_keep"], evidence
-        if keep_frac > 0.999:
-            return False, f"{expected_line}: no unit was dropped", ["dropout_no_mask"], evidence
-        return False, expected_line, ["dropout_wrong_rate"], evidence
-    if not np.isclose(scale, inv, rtol=1e-6):
-        if np.isclose(scale, 1.0, rtol=1e-6):
-            return False, (f"{expected_line}: kept units are not rescaled by 1/(1-rate), so the expected hidden "
-                           f"layer is (1-rate)·h = {keep:.2f} h instead of h"), ["dropout_not_rescaled"], evidence
-        if np.isclose(scale, keep, rtol=1e-6):
-            return False, (f"{expected_line}: kept units are multiplied by (1-rate); inverted dropout DIVIDES them "
-                           "by 1-rate"), ["dropout_wrong_scale"], evidence
-        if np.isclose(scale, 1 / rate, rtol=1e-6):
-            return False, f"{expected_line}: kept units are divided by rate; divide by 1 - rate", \
-                ["dropout_wrong_scale"], evidence
-        return False, f"{expected_line}: kept units are scaled by {scale:.4f}, expected 1/(1-rate) = {inv:.4f}", \
-            ["dropout_wrong_scale"], evidence
-    if abs(mean_ratio - 1) > 0.03:
-        return False, expected_line, ["dropout_biased"], evidence
-    if not np.all((mask == 0) | (mask == 1)):
-        return False, ("the mask must hold 1.0 for kept units and 0.0 for dropped ones (the 1/(1-rate) scale "
-                       "belongs in h_dropped and in dropout_backward)"), ["dropout_mask_scaled"], evidence
-    if not np.array_equal(mask != 0, kept):
-        return False, "the mask does not match h_dropped: mask must be 1 exactly where the unit was kept", \
-            ["dropout_mask_mismatch"], evidence
-    if n > 1 and all(np.array_equal(mask[0], mask[i]) for i in range(1, n)):
-        return False, ("every call used the same mask: draw a new one from rng each call (do not re-seed)"),\
-            ["dropout_same_mask"], evidence
-    return True, expected_line + ".", [], evidence
-
-
-def _dropout_backward_bug(got: np.ndarray, dh: np.ndarray, mask: np.ndarray, rate: float) -> tuple[str, str]:
-    named = [
-        (dh * mask, "dropout_not_rescaled", "the gradient is not rescaled by 1/(1-rate): the forward pass divided "
-                                            "the kept units by 1-rate, so the backward pass must too"),
-        (dh * mask * (1 - rate), "dropout_wrong_scale", "the gradient is multiplied by (1-rate); divide by it"),
-        (dh * mask / rate, "dropout_wrong_scale", "the gradient is divided by rate; divide by 1 - rate"),
-        (dh / (1 - rate), "dropout_backward_no_mask", "the mask is not applied: dropped units get no gradient"),
-        (dh * (1 - mask) / (1 - rate), "dropout_mask_inverted", "the mask is inverted: 1 marks a KEPT unit"),
-        (dh, "dropout_backward_identity", "dh_dropped is returned unchanged: apply the mask and the 1/(1-rate) scale"),
-    ]
-    for cand, tag, text in named:
-        if _close(got, cand):
-            return tag, text
-    return "dropout_backward_wrong", "expected dh_dropped * mask / (1 - rate)"
-
-
-def check_dropout(ctx: Context, total: float) -> list[CheckResult]:
-    labels, pts = LABELS["dropout"], split_points(total, LABELS["dropout"])
-    rng = np.random.default_rng(ctx.config.seed("extension_dropout"))
-    rate = DROPOUT_RATE
-    h = rng.uniform(0.1, 2.0, size=(int(rng.integers(4, 9)), int(rng.integers(10, 26))))
-    seed = int(rng.integers(2**31))
-    out: list[CheckResult] = []
-
-    reply = _call(ctx, "dropout_forward", {"h": h}, ["h", "rate", "rng"], scalars={"rate": rate}, seed=seed,
-                  repeat=DROPOUT_DRAWS)
-    if not reply.ok:
-        out += _failed("dropout", labels[:1], pts[:1], "dropout_forward", reply)
-    else:
-        ok, message, tags, evidence = _dropout_forward_result(reply, h, rate, DROPOUT_DRAWS)
-        if ok:  # the same seed must give the same mask: the mask comes from the rng passed in
-            again = _call(ctx, "dropout_forward", {"h": h}, ["h", "rate", "rng"], scalars={"rate": rate},
-                          seed=seed, repeat=1)
-            first = reply.arrays["out_0"][0]
-            if again.ok and "out_0" in again.arrays and not np.array_equal(again.arrays["out_0"], first):
-                ok, tags = False, ["dropout_ignores_rng"]
-                message = ("two calls with equally seeded generators gave different masks: draw the mask from the "
-                           "rng argument (rng.random(h.shape)), not from np.random")
-        out.append(_pass("dropout", labels[0], pts[0], message, **evidence) if ok
-                   else _fail("dropout", labels[0], pts[0], message, tags, **evidence))
-
-    dh = rng.standard_normal(h.shape)
-    mask = (rng.random(h.shape) >= rate).astype(np.float64)
-    reply = _call(ctx, "dropout_backward", {"dh": dh, "mask": mask}, ["dh", "mask", "rate"], scalars={"rate": rate})
-    if not reply.ok:
-        return out + _failed("dropout", labels[1:], pts[1:], "dropout_backward", reply)
-    checked = check_array("the gradient dropout_backward returned", reply.arrays, "out_0", h.shape,
-                          type_info=(reply.meta.get("types") or {}).get("0"))
-    expected = dh * mask / (1 - rate)
-    # the gradient of sum(dh * h_dropped) with respect to h, with this mask: d(h * mask / (1-rate)) / dh
-    if not checked.ok:
-        out.append(_fail("dropout", labels[1], pts[1], checked.problem, ["wrong_shape"]))
-    elif _close(checked.value, expected, rtol=1e-10):
-        out.append(_pass("dropout", labels[1], pts[1], f"dropout_backward = dh_dropped * mask / (1 - rate) "
-                         f"(rate {rate}) for a fixed mask."))
-    else:
-        tag, text = _dropout_backward_bug(checked.value, dh, mask, rate)
-        out.append(_fail("dropout", labels[1], pts[1], f"dropout_backward with a fixed mask: {text}.", [tag]))
-    return out
-
 
 CHECKS: dict[str, Callable[[Context, float], list[CheckResult]]] = {
     "l2": check_l2, "early_stopping": check_early_stopping, "dropout": check_dropout,

@@ -31,7 +31,7 @@ def _explained(ctx: Context) -> str:
 def failure_text(ctx: Context, run_, reply, hp: dict[str, float], epochs: int, budget: float,
                  wall_cap: float) -> tuple[str, list[str]]:
     """(message without the trailing period, diagnosis ids) for a run that did not reach the target."""
-    from .training import INIT_MIN_ERROR, PLATEAU_WINDOW, SLOW_FACTOR, reference_step_seconds
+    from .training_rules import INIT_MIN_ERROR, PLATEAU_WINDOW, SLOW_FACTOR, reference_step_seconds
     target = ctx.config.training.target_error
     explained = _explained(ctx)
     if run_.init_error is not None and run_.init_error < INIT_MIN_ERROR:

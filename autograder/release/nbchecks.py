@@ -1,15 +1,9 @@
-"""Checks of the backprop lab for the otter-grader and nbgrader versions: pure numpy, no answers inside.
-
-This file is shipped next to the notebook as ``bplab_checks.py``. It holds no solution code and no
-expected values: every test cell passes it the arrays it needs (inputs and the expected outputs the
-course computed with its reference at release time), packed with :func:`pack`. Each check raises
-``AssertionError`` with a sentence a student can act on, and returns None when it passes. The tests
-mirror the backprop-lab grader's tests one for one (same cases, same tolerances), so the three
-graders agree on a submission's score.
-
-Shapes are batch-major: X (N, n_in), Y (N, n_out) one-hot, W (n_hidden, n_in), b (n_hidden,),
-V (n_out, n_hidden), c (n_out,), probs (N, n_out).
-"""
+"""Checks of the backprop lab for the otter-grader and nbgrader versions (shipped next to the notebook as
+``bplab_checks.py``): pure numpy, no solution code, no expected values; public test cells pass packed
+arrays (:func:`pack`), hidden ones load theirs at grading time (:func:`hidden`). Each check raises
+``AssertionError`` with a sentence a student can act on; they mirror the grader's tests one for one.
+Shapes: X (N, n_in), Y (N, n_out) one-hot, W (n_hidden, n_in), b (n_hidden,), V (n_out, n_hidden),
+c (n_out,), probs (N, n_out)."""
 import base64
 import io
 import os
@@ -40,12 +34,8 @@ HIDDEN_FILE = "bplab_hidden.npz"
 
 
 def hidden(test_id):
-    """The arrays of one hidden test, read at grading time from the instructor-side hidden file.
-
-    Hidden cases are never written into a notebook cell (feedback and tracebacks show cell sources):
-    nbgrader's config points ``BPLAB_HIDDEN`` at ``hidden/<assignment>.npz`` of the course, otter's
-    autograder.zip carries ``bplab_hidden.npz`` next to this module. Keys are ``<test id>/<name>``.
-    """
+    """The arrays of one hidden test from the instructor-side file (never a cell: feedback shows cells):
+    ``BPLAB_HIDDEN`` (nbgrader's config), else ``bplab_hidden.npz`` here (otter); keys ``<test id>/<name>``."""
     path = os.environ.get(HIDDEN_ENV) or os.path.join(os.path.dirname(os.path.abspath(__file__)), HIDDEN_FILE)
     if not os.path.isfile(path):
         raise AssertionError(f"hidden test {test_id}: the hidden cases file {path} is missing (instructors: "
@@ -81,9 +71,7 @@ def _call(fn, name, *args):
     except NotImplementedError as exc:
         raise AssertionError(f"{name} is not implemented yet ({exc}); replace the `raise "
                              "NotImplementedError` with your code") from None
-    except AssertionError as exc:
-        raise AssertionError(f"{name} raised AssertionError: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - the student's error, reported by name
+    except Exception as exc:  # noqa: BLE001 - the student's error (AssertionError too), reported by name
         raise AssertionError(f"{name} raised {type(exc).__name__}: {exc}") from None
 
 
@@ -344,7 +332,7 @@ _TRAINED = {}
 
 def training_reaches(init_params, forward, backward, sgd_step, data, threshold):
     """The network trained with the student's functions reaches test error < ``threshold``."""
-    spec = {k: v for k, v in data.items()}
+    spec = dict(data.items())
     key = (id(init_params), id(forward), id(backward), id(sgd_step), pack(spec))
     if key not in _TRAINED:
         try:
