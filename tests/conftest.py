@@ -3,12 +3,13 @@ environments, each made once per test session instead of once per module or per 
 
 ``prepared_env(activation, with_training)`` is the general form; ``grading_env`` (relu, no training)
 and ``trained_env`` (relu, MNIST loaded and the training budget calibrated) are the two most tests need.
-Preparing detects the isolation level, at the "user" level closes the project to the sandbox user,
-and with training loads MNIST and calibrates the budget (cached per machine in the MNIST cache folder).
+Preparing detects the isolation level and, with training, loads MNIST and calibrates the budget
+(cached per machine in the MNIST cache folder).
 Tests must not modify what these fixtures return: every test of the session shares it.
 """
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 import pytest
@@ -19,6 +20,21 @@ from autograder.mnist import MNIST, load_mnist
 from autograder.sandbox.level import Isolation, detect
 
 PreparedEnv = Callable[..., Environment]
+
+
+@pytest.fixture(autouse=True)
+def reap_adopted_orphans():
+    """Grading makes this process a child subreaper, so processes orphaned by a test's killed batch
+    (``kill -9`` tests) end up here as zombies. Each still counts against its uid's process limit, so
+    they are reaped after every test, as a grading process reaps after every worker."""
+    yield
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 @pytest.fixture(scope="session")

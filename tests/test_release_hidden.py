@@ -83,7 +83,7 @@ def test_the_real_student_view_holds_no_hidden_value(year):
     aid = assignment_id(config)
     source = nbformat.read(stage / "nbgrader" / "source" / aid / "backprop_lab.ipynb", as_version=4)
     assert all(nbchecks.pack(t.data) not in c.source for t in tests if t.hidden for c in source.cells)
-    view = student_view(stage, config)
+    view = student_view(stage, config).files
     feedback = [k for k in view if k.startswith("nbgrader feedback/") and k.endswith(".html")]
     assert len(feedback) == 2
     assert hiddenscan.scan(view, tests) == []

@@ -25,7 +25,7 @@ from autograder.mnist import mnist_dir
 from autograder.paths import PROJECT_ROOT
 from autograder.config import SandboxLimits
 from autograder.sandbox.allowlist import Allowlist, derive
-from autograder.sandbox.launch import LaunchSpec, command, worker_env
+from autograder.sandbox.launch import LaunchSpec, command, nproc_limit, worker_env
 from autograder.sandbox.level import Isolation
 from autograder.worker import session as session_mod
 from autograder.worker.session import CONFINE, HARNESS, MAX_NPZ, WorkerSession, WorkerStartError
@@ -95,7 +95,7 @@ def test_full_isolation_inside_the_worker():
     assert facts["ifaces"] == ["lo"], "the worker has a network interface besides loopback"
     assert facts["limits"] == {"AS": limits.memory_mib * 1024**2, "CPU": limits.cpu_rlimit_s,
                                "FSIZE": limits.file_size_mib * 1024**2, "NOFILE": limits.open_files,
-                               "NPROC": limits.processes}
+                               "NPROC": nproc_limit(limits, environment(None).iso.cgroups)}
     assert set(facts["env"]) <= set(worker_env(Path("/x"))) | {"PWD"}, facts["env"]  # bwrap --chdir sets PWD
     for hidden in ("solutions", "test", "valid", "git"):  # not part of the allowlist: absent
         assert facts[hidden] in ("FileNotFoundError", "PermissionError"), (hidden, facts[hidden])

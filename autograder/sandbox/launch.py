@@ -161,10 +161,18 @@ def command(iso: Isolation, spec: LaunchSpec) -> list[str]:
     return (_bwrap_root(iso, spec) + inner) if iso.bwrap else inner
 
 
+def nproc_limit(limits: SandboxLimits, in_cgroup: bool) -> int:
+    """RLIMIT_NPROC for the worker's uid. It counts every process of that uid on the machine (zombies
+    too), so with a cgroup (pids.max = ``processes`` for this worker alone) it is only a second line,
+    wide enough that a previous student's dying processes never block the next start."""
+    return max(8 * limits.processes, 512) if in_cgroup else limits.processes
+
+
 def _preexec(iso: Isolation, spec: LaunchSpec):
     limits = spec.limits
     memory = limits.memory_mib * 1024**2
     group = spec.group
+    nproc = nproc_limit(limits, group is not None)
 
     def setup() -> None:
         os.setsid()
@@ -177,7 +185,7 @@ def _preexec(iso: Isolation, spec: LaunchSpec):
         resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if iso.uid is not None:
-            resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
             os.setgroups([])
             os.setgid(iso.gid)
             os.setuid(iso.uid)
