@@ -9,7 +9,6 @@ Tests must not modify what these fixtures return: every test of the session shar
 """
 from __future__ import annotations
 
-import os
 from typing import Callable
 
 import pytest
@@ -17,6 +16,7 @@ import pytest
 from autograder.config import load_config
 from autograder.grade import Environment, prepare
 from autograder.mnist import MNIST, load_mnist
+from autograder.sandbox.launch import reap_children
 from autograder.sandbox.level import Isolation, detect
 
 PreparedEnv = Callable[..., Environment]
@@ -28,13 +28,7 @@ def reap_adopted_orphans():
     (``kill -9`` tests) end up here as zombies. Each still counts against its uid's process limit, so
     they are reaped after every test, as a grading process reaps after every worker."""
     yield
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
+    reap_children()
 
 
 @pytest.fixture(scope="session")

@@ -79,7 +79,7 @@ def kill_tree(proc: subprocess.Popen, spared: set[int] | frozenset[int] = frozen
             os.killpg(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-        _reap()
+        reap_children()
         if not alive or time.monotonic() > deadline:
             break
         # A dying PID namespace hands its processes (as zombies) to us, the subreaper, over a few
@@ -91,7 +91,7 @@ def kill_tree(proc: subprocess.Popen, spared: set[int] | frozenset[int] = frozen
         pass
 
 
-def _reap() -> None:
+def reap_children() -> None:
     """Collect zombies adopted as subreaper so they do not pile up."""
     while True:
         try:
