@@ -43,11 +43,9 @@ def _write(path: Path, value: str) -> None:
 
 @dataclass
 class WorkerGroup:
-    """The groups of one worker (one folder per hierarchy). Sizes in bytes."""
+    """The groups of one worker (one folder per hierarchy), made fresh for it."""
     folders: dict[str, Path]
     version: int
-    memory_limit: int
-    failcnt_start: int = 0
     procs_files: list[Path] = field(default_factory=list)
 
     def attach(self, pid: int = 0) -> None:
@@ -77,13 +75,6 @@ class WorkerGroup:
         except (OSError, ValueError, KeyError):
             return None
 
-    def memory_peak(self) -> int | None:
-        try:
-            name = "memory.peak" if self.version == 2 else "memory.max_usage_in_bytes"
-            return int((self.folders["unified" if self.version == 2 else "memory"] / name).read_text())
-        except (OSError, ValueError, KeyError):
-            return None
-
     def hit_memory_limit(self) -> bool:
         """True when the group's memory limit refused an allocation or OOM-killed a process."""
         try:
@@ -93,7 +84,7 @@ class WorkerGroup:
                            for line in events.splitlines())
             mem = self.folders["memory"]
             oom = dict(line.split() for line in (mem / "memory.oom_control").read_text().splitlines())
-            return int(oom.get("oom_kill", 0)) > 0 or int((mem / "memory.failcnt").read_text()) > self.failcnt_start
+            return int(oom.get("oom_kill", 0)) > 0 or int((mem / "memory.failcnt").read_text()) > 0
         except (OSError, ValueError, KeyError, IndexError):
             return False
 
@@ -151,7 +142,7 @@ def create(memory_bytes: int, processes: int, cpus: float = 1.0) -> WorkerGroup 
             _write(folder / "pids.max", str(processes))
             if (folder / "cpu.max").exists():
                 _write(folder / "cpu.max", f"{int(cpus * PERIOD_US)} {PERIOD_US}")
-            return WorkerGroup(made, 2, memory_bytes, procs_files=[folder / "cgroup.procs"])
+            return WorkerGroup(made, 2, procs_files=[folder / "cgroup.procs"])
         for controller in V1_CONTROLLERS:
             if not (ROOT / controller).is_dir():
                 raise OSError(f"no {controller} hierarchy")
@@ -169,9 +160,9 @@ def create(memory_bytes: int, processes: int, cpus: float = 1.0) -> WorkerGroup 
         _write(made["cpu"] / "cpu.cfs_period_us", str(PERIOD_US))
         _write(made["cpu"] / "cpu.cfs_quota_us", str(int(cpus * PERIOD_US)))
         procs = [made[c] / "cgroup.procs" for c in V1_CONTROLLERS]
-        return WorkerGroup(made, 1, memory_bytes, procs_files=procs)
+        return WorkerGroup(made, 1, procs_files=procs)
     except OSError:
-        WorkerGroup(made, 1, 0).remove()
+        WorkerGroup(made, 1).remove()
         return None
 
 

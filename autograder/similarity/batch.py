@@ -14,7 +14,7 @@ from pathlib import Path
 import jinja2
 
 from ..results import write_text_atomic
-from .documents import SOURCES, from_sources, template_fingerprints
+from .documents import SOURCES, from_sources, roster_sources, template_fingerprints
 from .report import HTML_NAME, write_report
 from .scoring import score_pairs
 
@@ -52,7 +52,7 @@ def _save_sources(folder: Path, found: list[tuple[str, str, str]]) -> None:
 
 def section(out: Path, roster, threshold: float) -> str | None:
     """Compare the class; write RESULTS/similarity/; the summary's section (None: fewer than 2 students)."""
-    found, notes = read_roster_entries(roster)
+    found, notes = roster_sources(roster, note_unreadable=False)
     if len(found) < 2:
         return None
     folder = out / FOLDER
@@ -63,23 +63,6 @@ def section(out: Path, roster, threshold: float) -> str | None:
     rows = [(ranking.pairs[i], f"{FOLDER}/{written.pages[i]}") for i in above[:LISTED] if i in written.pages]
     return _SECTION.render(rows=rows, above=len(above), more=len(above) > len(rows), threshold=threshold,
                            index=f"{FOLDER}/{HTML_NAME}", top=ranking.pairs[0] if ranking.pairs else None, error="")
-
-
-def read_roster_entries(roster) -> tuple[list[tuple[str, str, str]], list[str]]:
-    """(student, origin, source) of every readable entry of an already discovered roster."""
-    from ..errors import SubmissionError
-    from ..submission import load_submission
-    found, notes = [], []
-    for e in roster.entries:
-        if e.problem or e.path is None:
-            continue
-        try:
-            sub = load_submission(e.path)
-        except (SubmissionError, OSError) as exc:
-            notes.append(f"{e.student}: not compared ({exc})")
-            continue
-        found.append((e.student, sub.origin, sub.source))
-    return found, notes
 
 
 def add_pairs_section(out: Path | str, roster, config, stream=None) -> None:
@@ -104,4 +87,4 @@ def add_pairs_section(out: Path | str, roster, config, stream=None) -> None:
     write_text_atomic(summary, page)
 
 
-__all__ = ["add_pairs_section", "read_roster_entries", "section"]
+__all__ = ["add_pairs_section", "section"]

@@ -59,20 +59,28 @@ def from_sources(named: Iterable[tuple[str, str, str]], source: str, template: f
 def read_roster(folder: Path, inputs_dir: Path) -> tuple[list[tuple[str, str, str]], list[str]]:
     """(name, origin, text) of every readable student of a class folder or LMS export; and the problems."""
     from ..batch.discover import discover
-    from ..submission import load_submission
     roster = discover(folder, inputs_dir)
-    found, problems = [], list(roster.issues)
+    found, problems = roster_sources(roster, note_unreadable=True)
+    return found, list(roster.issues) + problems
+
+
+def roster_sources(roster, note_unreadable: bool) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """(student, origin, source) of every readable entry of a discovered roster, and a note per entry
+    that could not be read (entries discovery already marked unreadable too, with ``note_unreadable``)."""
+    from ..submission import load_submission
+    found, notes = [], []
     for e in roster.entries:
         if e.problem or e.path is None:
-            problems.append(f"{e.student}: not compared ({e.problem or 'nothing to read'})")
+            if note_unreadable:
+                notes.append(f"{e.student}: not compared ({e.problem or 'nothing to read'})")
             continue
         try:
             sub = load_submission(e.path)
         except (SubmissionError, OSError) as exc:
-            problems.append(f"{e.student}: not compared ({exc})")
+            notes.append(f"{e.student}: not compared ({exc})")
             continue
         found.append((e.student, sub.origin, sub.source))
-    return found, problems
+    return found, notes
 
 
 def read_saved(folder: Path) -> list[tuple[str, str, str]]:
