@@ -28,7 +28,8 @@ from autograder.sandbox.allowlist import Allowlist, derive
 from autograder.sandbox.launch import LaunchSpec, command, nproc_limit, worker_env
 from autograder.sandbox.level import Isolation
 from autograder.worker import session as session_mod
-from autograder.worker.session import CONFINE, HARNESS, MAX_NPZ, WorkerSession, WorkerStartError
+from autograder.worker import arrayfile
+from autograder.worker.session import CONFINE, HARNESS, MAX_ARRAY_FILE, WorkerSession, WorkerStartError
 
 Limits = SandboxLimits
 RETRY_TIMEOUT = SandboxLimits().retry_timeout_s
@@ -163,9 +164,10 @@ def test_allowlist_derived_from_the_interpreter_holds_no_site_packages():
 
 # ---- the parent's side of the boundary -----------------------------------------------------------
 def _npz_bytes(**arrays) -> bytes:
+    """An array file as the harness writes it (worker/arrayfile.py)."""
     import io
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    arrayfile.write(buf, arrays)
     return buf.getvalue()
 
 
@@ -182,7 +184,7 @@ class TestParentReads:
     def test_plain_npz(self, tmp_path):
         with _session(tmp_path) as s:
             (s.scratch / "out.npz").write_bytes(_npz_bytes(a=np.arange(3.0)))
-            assert s.load_npz("out.npz")["a"].tolist() == [0, 1, 2]
+            assert s.load_arrays("out.npz")["a"].tolist() == [0, 1, 2]
             assert not (s.scratch / "out.npz").exists()
 
     def test_symlink_is_not_followed(self, tmp_path):
@@ -190,13 +192,13 @@ class TestParentReads:
         outside.write_bytes(_npz_bytes(secret=np.ones(2)))
         with _session(tmp_path) as s:
             (s.scratch / "out.npz").symlink_to(outside)
-            assert s.load_npz("out.npz") == {}
+            assert s.load_arrays("out.npz") == {}
         assert outside.exists()
 
     def test_fifo_does_not_block(self, tmp_path):
         with _session(tmp_path) as s:
             os.mkfifo(s.scratch / "out.npz")
-            assert _in_thread(lambda: s.load_npz("out.npz")) == {}
+            assert _in_thread(lambda: s.load_arrays("out.npz")) == {}
             os.mkfifo(s.scratch / "student_output.log.fifo")
             os.replace(s.scratch / "student_output.log.fifo", s.scratch / "student_output.log")
             assert _in_thread(s.output_tail) == ""
@@ -206,11 +208,20 @@ class TestParentReads:
             target = s.scratch / "real.npz"
             target.write_bytes(_npz_bytes(a=np.ones(2)))
             os.link(target, s.scratch / "out.npz")
-            assert s.load_npz("out.npz") == {}
+            assert s.load_arrays("out.npz") == {}
 
-    def test_zip_bomb_npz_is_refused_without_inflating(self, tmp_path):
+    def test_a_header_claiming_a_huge_array_is_refused_without_allocating(self, tmp_path):
+        """A 1 KiB file whose header claims 40 GB (as one record field, or as a plain array, or as
+        320 MB in a zip as np.savez writes): refused from the header alone, nothing inflated."""
         with _session(tmp_path) as s:
             path = s.scratch / "out.npz"
+            for descr, shape in (("[('probs', '<f8', (5000000000,))]", "()"), ("'<f8'", "(5000000000,)"),
+                                 ("[('a', '<f8')]", "(5000000000,)")):
+                header = f"{{'descr': {descr}, 'fortran_order': False, 'shape': {shape}, }}".encode().ljust(117) + b"\n"
+                path.write_bytes(b"\x93NUMPY\x01\x00" + header + bytes(1024))
+                started = time.perf_counter()
+                assert s.load_arrays("out.npz") == {}
+                assert time.perf_counter() - started < 1.0 and not path.exists()
             header = b"\x93NUMPY\x01\x00" + b"{'descr': '<f8', 'fortran_order': False, 'shape': (40000000,), }".ljust(
                 117) + b"\n"
             with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -219,16 +230,23 @@ class TestParentReads:
                     chunk = bytes(1 << 20)
                     for _ in range(320):
                         fh.write(chunk)
-            assert path.stat().st_size < MAX_NPZ // 16
-            started = time.perf_counter()
-            assert s.load_npz("out.npz") == {}
-            assert time.perf_counter() - started < 1.0
+            assert path.stat().st_size < MAX_ARRAY_FILE // 16
+            assert s.load_arrays("out.npz") == {}
+
+    def test_a_pickled_or_object_file_is_refused(self, tmp_path):
+        with _session(tmp_path) as s:
+            path = s.scratch / "out.npy"
+            np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+            assert s.load_arrays("out.npy") == {}
+            record = np.zeros((), dtype=[("o", object)])
+            np.save(path, record, allow_pickle=True)
+            assert s.load_arrays("out.npy") == {}
 
     def test_oversized_npz_is_refused(self, tmp_path):
         with _session(tmp_path) as s:
             with open(s.scratch / "out.npz", "wb") as fh:
-                fh.truncate(MAX_NPZ + 1)
-            assert s.load_npz("out.npz") == {}
+                fh.truncate(MAX_ARRAY_FILE + 1)
+            assert s.load_arrays("out.npz") == {}
 
     def test_output_tail_symlink_is_not_followed(self, tmp_path):
         with _session(tmp_path) as s:

@@ -64,7 +64,14 @@ class Allowlist:
     python: str = ""
 
     def with_paths(self, extra: list[Path]) -> "Allowlist":
-        return _build(list(self.read_only) + list(extra), list(self.symlinks), self.seccomp_available, self.python)
+        """This list plus ``extra`` (the session's harness copy, the training split), still minimal.
+        Only ``extra`` is examined on disk: this list was made minimal when it was derived."""
+        added = _build(list(extra), list(self.symlinks), self.seccomp_available, self.python)
+        base = set(self.read_only)
+        new = [p for p in added.read_only if p not in base and not any(d in base for d in p.parents)]
+        new_set = set(new)
+        kept = [p for p in self.read_only if not any(d in new_set for d in p.parents)]
+        return Allowlist(tuple(sorted(kept + new)), added.symlinks, self.seccomp_available, self.python)
 
 
 class AllowlistError(RuntimeError):

@@ -126,14 +126,25 @@ def apply_landlock(read_only, writable, listable=()):
 
 def _import_pyseccomp(sonames):
     """pyseccomp, whose import looks its libraries up with ctypes.util.find_library: that runs
-    ldconfig, which the sandbox does not have, so the names the parent found are handed in."""
-    import ctypes.util
-    original = ctypes.util.find_library
-    ctypes.util.find_library = lambda name: sonames.get(name) or original(name)
+    ldconfig, which the sandbox does not have, so the names the parent found are handed in. A
+    stand-in ``ctypes.util`` answers during the import (the real one imports subprocess, shutil and
+    tempfile: a tenth of the worker's start); the real one is what any later import gets."""
+    import ctypes
+    import sys
+    import types
+    stand_in = types.ModuleType("ctypes.util")
+    stand_in.find_library = lambda name: sonames.get(name)
+    had = sys.modules.get("ctypes.util")
+    sys.modules["ctypes.util"] = stand_in
+    ctypes.util = stand_in
     try:
         import pyseccomp  # noqa: PLC0415 - optional: only where the worker's Python has it
     finally:
-        ctypes.util.find_library = original
+        if had is None:
+            del sys.modules["ctypes.util"]
+            del ctypes.util
+        else:
+            sys.modules["ctypes.util"] = ctypes.util = had
     return pyseccomp
 
 

@@ -2,8 +2,8 @@
 
 Runs inside the sandbox as its own script (stdlib + numpy only, never imports the grader).
 Protocol: the parent writes one JSON request per line on stdin; this script answers one JSON line
-on its private copy of stdout. Arrays travel as ``.npz`` files in the scratch folder, written with
-``np.savez`` (no pickles). Student prints go to ``student_output.log``, never to the protocol.
+on its private copy of stdout. Arrays travel as array files in the scratch folder (arrayfile.py: one
+``.npy`` per message, no pickles). Student prints go to ``student_output.log``, never to the protocol.
 
 Nothing this process says is trusted: the parent validates every array and computes every verdict.
 """
@@ -64,15 +64,11 @@ class Harness:
         self.proto.write(json.dumps(message) + "\n")
         self.proto.flush()
 
-    def load_npz(self, name):
-        with np.load(os.path.join(self.scratch, name), allow_pickle=False) as data:
-            return {k: np.array(data[k]) for k in data.files}
+    def load_arrays(self, name):
+        return arrayfile.read_trusted(os.path.join(self.scratch, name))
 
-    def save_npz(self, name, arrays):
-        path = os.path.join(self.scratch, name)
-        tmp = path + ".tmp.npz"
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
+    def save_arrays(self, name, arrays):
+        arrayfile.write_atomic(os.path.join(self.scratch, name), arrays)
 
     @staticmethod
     def describe(value):
@@ -178,7 +174,7 @@ class Harness:
                 "activation": str(getattr(module, "ACTIVATION", ""))[:20]}
 
     def op_forward(self, req):
-        data = self.load_npz(req["in"])
+        data = self.load_arrays(req["in"])
         params = {k: data[k] for k in PARAM_KEYS if k in data}
         X = data["X"]
         before = {"X": X.copy(), **{"params." + k: v.copy() for k, v in params.items()}}
@@ -187,11 +183,11 @@ class Harness:
         arrays, _ = self.probs_from(result, meta)
         meta["mutated"] = self.mutated(before, {"X": X, **{"params." + k: params[k] for k in params}})
         arrays.update(self.after_copies({"X": X, **params}))
-        self.save_npz(req["out"], arrays)
+        self.save_arrays(req["out"], arrays)
         return meta
 
     def op_forward_backward(self, req):
-        data = self.load_npz(req["in"])
+        data = self.load_arrays(req["in"])
         params = {k: data[k] for k in PARAM_KEYS}
         X, Y = data["X"], data["Y"]
         before = {"X": X.copy(), "Y": Y.copy(), **{"params." + k: v.copy() for k, v in params.items()}}
@@ -201,12 +197,12 @@ class Harness:
         arrays.update(self.arrays_from(grads, "grad_", meta, "backward"))
         meta["mutated"] = self.mutated(before, {"X": X, "Y": Y, **{"params." + k: params[k] for k in params}})
         arrays.update(self.after_copies({"X": X, "Y": Y, **params}))
-        self.save_npz(req["out"], arrays)
+        self.save_arrays(req["out"], arrays)
         return meta
 
     def op_fd_student(self, req):
         """Finite differences of the student's OWN loss (for diagnosis only)."""
-        data = self.load_npz(req["in"])
+        data = self.load_arrays(req["in"])
         params = {k: np.array(data[k], dtype=np.float64) for k in PARAM_KEYS}
         X, Y = data["X"], data["Y"]
         h = float(req.get("h", 1e-5))
@@ -229,11 +225,11 @@ class Harness:
                 flat[i] = old
                 grad[i] = (plus - minus) / (2 * h)
             out["fd_" + key] = grad.reshape(params[key].shape)
-        self.save_npz(req["out"], out)
+        self.save_arrays(req["out"], out)
         return {}
 
     def op_sgd_step(self, req):
-        data = self.load_npz(req["in"])
+        data = self.load_arrays(req["in"])
         params = {k: data["p_" + k] for k in PARAM_KEYS}
         grads = {k: data["g_" + k] for k in PARAM_KEYS}
         lr = float(req["learning_rate"])
@@ -244,14 +240,14 @@ class Harness:
         meta["returned_same_dict"] = new is params
         meta["mutated"] = self.mutated(before, {"grads." + k: grads[k] for k in grads})
         arrays.update(self.after_copies({"g_" + k: grads[k] for k in grads}))
-        self.save_npz(req["out"], arrays)
+        self.save_arrays(req["out"], arrays)
         return meta
 
     def op_init_params(self, req):
         rng = np.random.default_rng(int(req["seed"]))
         meta = {}
         params = self.module.init_params(int(req["n_in"]), int(req["n_hidden"]), int(req["n_out"]), rng)
-        self.save_npz(req["out"], self.arrays_from(params, "", meta, "init_params"))
+        self.save_arrays(req["out"], self.arrays_from(params, "", meta, "init_params"))
         return meta
 
     def op_train(self, req):
@@ -271,7 +267,7 @@ class Harness:
 
         def checkpoint(step):
             meta = {}
-            self.save_npz(f"ckpt_{state['k']}.npz", self.arrays_from(params, "", meta, "params"))
+            self.save_arrays(f"ckpt_{state['k']}.npy", self.arrays_from(params, "", meta, "params"))
             self.reply({"event": "ckpt", "k": state["k"], "step": step, "meta": meta})
             answer = json.loads(sys.stdin.readline() or "{}")
             state["k"] += 1
@@ -313,7 +309,7 @@ class Harness:
     def op_call_extension(self, req):
         """Call one allow-listed extension function of the submission: arrays in, arrays out.
 
-        npz keys ``p_K``/``g_K`` become the dicts ``params``/``grads``, other keys are passed as they are;
+        array keys ``p_K``/``g_K`` become the dicts ``params``/``grads``, other keys are passed as they are;
         ``req["scalars"]`` adds numbers; ``"rng"`` in ``req["order"]`` is a Generator seeded with
         ``req["seed"]``, shared by the ``req["repeat"]`` calls; arrays named in ``req["as_list"]`` are passed
         as Python lists. The function is called positionally in
@@ -326,7 +322,7 @@ class Harness:
         fn = getattr(self.module, name, None)
         if not callable(fn):
             raise NotImplementedError(f"{name}: not implemented yet (mlp.py does not define {name})")
-        data = self.load_npz(req["in"]) if req.get("in") else {}
+        data = self.load_arrays(req["in"]) if req.get("in") else {}
         named = {}
         for key, value in data.items():
             if key[:2] in ("p_", "g_"):
@@ -378,7 +374,7 @@ class Harness:
             elif isinstance(value, np.ndarray):
                 flat[key] = value
         meta["mutated"] = self.mutated(before, flat)
-        self.save_npz(req["out"], arrays)
+        self.save_arrays(req["out"], arrays)
         return meta
 
     # ---- loop -----------------------------------------------------------------------------
@@ -414,6 +410,19 @@ class Harness:
                             "traceback": _short(traceback.format_exc(limit=-4))})
 
 
+def _sibling(name):
+    """A module of this folder loaded by path (-I keeps this folder off sys.path, so the student's
+    folder can never shadow it)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("_bplab_" + name, os.path.join(os.path.dirname(__file__), name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+arrayfile = _sibling("arrayfile")
+
+
 def _confine():
     """Apply the parent's ``--confine JSON`` before any student code; the layers in force (confine.py
     is loaded by path: -I keeps this folder off sys.path)."""
@@ -421,11 +430,7 @@ def _confine():
         return []
     spec = json.loads(sys.argv[sys.argv.index("--confine") + 1])
     del sys.argv[1:]  # the submission sees a plain argv
-    import importlib.util
-    loader = importlib.util.spec_from_file_location("_bplab_confine", os.path.join(os.path.dirname(__file__), "confine.py"))
-    module = importlib.util.module_from_spec(loader)
-    loader.loader.exec_module(module)
-    return module.apply(spec)
+    return _sibling("confine").apply(spec)
 
 
 def main():

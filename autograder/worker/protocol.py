@@ -1,20 +1,21 @@
 """What crosses the boundary back from the worker, read without trusting it: protocol lines (size
-and nesting capped), npz files (no pickles, no links, no FIFOs, no zip bombs), changed inputs."""
+and nesting capped), array files (no pickles, no links, no FIFOs, headers checked before allocating), changed inputs."""
 from __future__ import annotations
 
 import json
 import os
 import stat
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import arrayfile
+
 MAX_DEPTH = 8             # JSON nesting a reply may have
 MAX_LINE = 256 * 1024
-MAX_NPZ = 64 * 1024**2
+MAX_ARRAY_FILE = 64 * 1024**2
 
 
 def open_regular(path: Path, flags: int = os.O_RDONLY) -> int | None:
@@ -82,23 +83,38 @@ def changed(sent: np.ndarray, after: np.ndarray | None) -> bool:
         return True
 
 
-def read_npz(path: Path) -> dict[str, np.ndarray]:
-    """Plain arrays from a worker-written npz: no pickles, no links or FIFOs, size capped (also
-    uncompressed, against zip bombs), missing means empty. The file is removed afterwards."""
+MAX_FIELDS = 64           # arrays one file may hold
+
+
+def _header_ok(fh, size: int) -> bool:
+    """Whether the .npy header describes what ``arrayfile.pack`` writes (a 0-d record of at most
+    MAX_FIELDS plain fields) and data that fits in the file: checked before np.load allocates it."""
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+    elif version in ((2, 0), (3, 0)):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    else:
+        return False
+    return (shape == () and dtype.names is not None and len(dtype.names) <= MAX_FIELDS
+            and not dtype.hasobject and dtype.itemsize <= size - fh.tell())
+
+
+def read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Plain arrays from a worker-written array file (``arrayfile``): no pickles, no links or FIFOs,
+    size capped, the header checked before anything is allocated; missing or malformed means empty.
+    The file is removed afterwards."""
     fd = open_regular(path)
     try:
         if fd is None:
             return {}
         with os.fdopen(fd, "rb") as fh:
             fd = None
-            if os.fstat(fh.fileno()).st_size > MAX_NPZ:
+            size = os.fstat(fh.fileno()).st_size
+            if size > MAX_ARRAY_FILE or not _header_ok(fh, size):
                 return {}
-            with zipfile.ZipFile(fh) as zf:
-                if sum(i.file_size for i in zf.infolist()) > MAX_NPZ:
-                    return {}
             fh.seek(0)
-            with np.load(fh, allow_pickle=False) as data:
-                return {k: np.array(data[k]) for k in data.files[:64]}
+            return arrayfile.unpack(np.load(fh, allow_pickle=False), MAX_FIELDS)
     except Exception:  # noqa: BLE001 - any malformed file is simply "nothing came back"
         return {}
     finally:

@@ -26,12 +26,14 @@ from ..sandbox.level import Isolation
 from ..sandbox.scratch import fresh_folder, remove_tree, write_new_file
 from ..sandbox.stage import harness_copy, training_split
 from .training_stream import TrainingStream
-from .protocol import Reply, MAX_LINE, MAX_NPZ, changed, display_name, open_regular, parse_reply, read_npz
+from . import arrayfile
+from .protocol import Reply, MAX_LINE, MAX_ARRAY_FILE, changed, display_name, open_regular, parse_reply, read_arrays
 
-__all__ = ["CONFINE", "HARNESS", "MAX_LINE", "MAX_NPZ", "Reply", "WorkerSession", "WorkerStartError", "parse_reply"]
+__all__ = ["CONFINE", "HARNESS", "MAX_LINE", "MAX_ARRAY_FILE", "Reply", "WorkerSession", "WorkerStartError", "parse_reply"]
 
 HARNESS = Path(__file__).with_name("harness.py")
 CONFINE = Path(__file__).with_name("confine.py")
+ARRAYFILE = Path(__file__).with_name("arrayfile.py")   # loaded by the harness by path, like confine.py
 GRADCHECK = Path(__file__).parents[1] / "gradcheck.py"   # copied verbatim into the handout as assignment/gradcheck.py
 LOG_TAIL = 3000
 START_RETRY_DELAYS = (1.0, 4.0, 10.0)  # seconds between attempts to start a worker that died before any student code
@@ -78,7 +80,7 @@ class WorkerSession(TrainingStream):
         self.scratch_used = False    # a worker ran in the current scratch: the next start gets a new one
         self._fresh_scratch()
         # the harness runs from a copy every user can read: the project may sit in a closed home folder
-        self.harness = harness_copy(self.root, [HARNESS, CONFINE]) / HARNESS.name
+        self.harness = harness_copy(self.root, [HARNESS, CONFINE, ARRAYFILE]) / HARNESS.name
         self._train: Path | None = None
         become_subreaper()
         self.spared = frozenset(descendants(os.getpid()))
@@ -297,17 +299,17 @@ class WorkerSession(TrainingStream):
         meta = msg.get("meta") if isinstance(msg.get("meta"), dict) else {}
         return Reply("ok", meta=meta, seconds=float(msg.get("seconds", 0.0) or 0.0))
 
-    def load_npz(self, name: str) -> dict[str, np.ndarray]:
-        """Plain arrays from a worker-written npz (see ``protocol.read_npz``); the file is removed."""
-        return read_npz(self.scratch / name)
+    def load_arrays(self, name: str) -> dict[str, np.ndarray]:
+        """Plain arrays from a worker-written array file (see ``protocol.read_arrays``); the file is removed."""
+        return read_arrays(self.scratch / name)
 
     def _write_input(self, tag: str, arrays: dict[str, np.ndarray]) -> str:
         """Write the call's inputs under an unguessable name, refusing to follow anything the worker
         planted in its folder (a symlink there would make this root process write elsewhere)."""
-        name = f"in_{tag}_{secrets.token_hex(8)}.npz"
+        name = f"in_{tag}_{secrets.token_hex(8)}{arrayfile.SUFFIX}"
         fd = os.open(self.scratch / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
+            arrayfile.write(fh, arrays)
             if self.iso.uid is not None:
                 os.fchown(fh.fileno(), self.iso.uid, self.iso.gid)
         return name
@@ -334,7 +336,7 @@ class WorkerSession(TrainingStream):
 
     def call(self, op: str, arrays: dict[str, np.ndarray] | None = None, timeout: float | None = None,
              **args: Any) -> Reply:
-        """Run one operation in the worker: inputs as npz, outputs read back as plain arrays.
+        """Run one operation in the worker: inputs as an array file, outputs read back as plain arrays.
         ``timeout`` defaults to the course's ``call_timeout_s``; never beyond the per-student cap."""
         capped = self._capped(op)
         if capped is not None:
@@ -344,14 +346,14 @@ class WorkerSession(TrainingStream):
         if not loaded.ok:
             return loaded
         tag = f"{op}_{self.counter + 1}"
-        message: dict[str, Any] = {"op": op, "out": f"out_{tag}.npz", **args}
+        message: dict[str, Any] = {"op": op, "out": f"out_{tag}{arrayfile.SUFFIX}", **args}
         if arrays is not None:
             message["in"] = self._write_input(tag, arrays)
         if self.timeouts:
             timeout = min(timeout, self.limits.retry_timeout_s)  # one hang costs its full time once, not once per call
         reply = self._request(message, timeout)
         if reply.ok:
-            reply.arrays = self.load_npz(message["out"])
+            reply.arrays = self.load_arrays(message["out"])
             if arrays is not None and op in WATCHED_OPS:
                 reply.meta["mutated"] = self._mutations(op, arrays, reply.arrays)
         if arrays is not None:

@@ -52,7 +52,7 @@ class TrainingStream:
         """Start the grader's training loop in the worker with checkpoints at the steps ``schedule``.
 
         The parent owns the schedule: the i-th checkpoint that arrives is taken as ``schedule[i]``
-        (read from ``ckpt_{i}.npz``), one claiming another step is ignored, and the stream ends
+        (read from ``ckpt_{i}.npy``), one claiming another step is ignored, and the stream ends
         after ``len(schedule)`` checkpoints, whatever the worker sends. ``on_checkpoint(i, step,
         arrays, cpu_used, meta)`` returns True to continue. Student time is the worker tree's CPU
         seconds (``cpu_seconds()``), so other load on the machine costs the student nothing; the
@@ -105,7 +105,7 @@ class TrainingStream:
                         return self._fail("protocol", "training", budget)
                     continue
                 used = self.cpu_seconds() - cpu0
-                arrays = self.load_npz(f"ckpt_{received}.npz")
+                arrays = self.load_arrays(f"ckpt_{received}.npy")
                 meta = msg.get("meta") if isinstance(msg.get("meta"), dict) else {}
                 step = schedule[received]
                 received += 1

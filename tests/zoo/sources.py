@@ -296,7 +296,7 @@ if _H is not None:
         steps = [s for s in req["eval_steps"]] + list(range(1, {count}))
         for k, step in enumerate(steps[:{count}]):
             n = {n_hidden_claimed} if k % 2 else int(req["n_hidden"])
-            self.save_npz(f"ckpt_{{k}}.npz", {{"W": rng.standard_normal((n, 784)) * 0.05, "b": np.zeros(n),
+            self.save_arrays(f"ckpt_{{k}}.npy", {{"W": rng.standard_normal((n, 784)) * 0.05, "b": np.zeros(n),
                                              "V": rng.standard_normal((10, n)) * 0.1, "c": np.zeros(10)}})
             self.reply({{"event": "ckpt", "k": k, "step": step, "meta": {{}}}})
         return {{"steps": 0, "stopped": False}}
@@ -322,7 +322,7 @@ if _H is not None:
         with np.load(_io.BytesIO(_b64.b64decode("{blob}"))) as z:
             good = {{k: z[k].astype(np.float64) for k in z.files}}
         for k, step in enumerate(req["eval_steps"]):
-            self.save_npz(f"ckpt_{{k}}.npz", params if step == 0 else good)
+            self.save_arrays(f"ckpt_{{k}}.npy", params if step == 0 else good)
             self.reply({{"event": "ckpt", "k": k, "step": step, "meta": {{}}}})
             if not _json.loads(_sys.stdin.readline() or "{{}}").get("continue"):
                 break
