@@ -42,13 +42,14 @@ class Environment:
 
 
 def prepare(config: CourseConfig, with_training: bool = True,
-            progress: Callable[[str], None] | None = None) -> Environment:
-    """Detect isolation, load MNIST and calibrate the training budget (cached per machine).
+            progress: Callable[[str], None] | None = None, iso: Isolation | None = None) -> Environment:
+    """Detect isolation (or take ``iso``, detected by the batch's parent), load MNIST and calibrate the
+    training budget (cached per machine).
 
     Refuses (IsolationError, exit 2) when the machine offers less than ``[sandbox] minimum_isolation``."""
     from .calibration import budget_for, reference_time
     from .mnist import load_mnist
-    iso = detect()
+    iso = iso or detect()
     minimum = config.sandbox.minimum_isolation
     if not iso.at_least(minimum):
         raise IsolationError(f"this machine offers {iso.level} isolation, below the course's minimum "

@@ -62,7 +62,10 @@ def _die_with_parent(parent_pid: int) -> None:
 
 
 def _init_worker(parent_pid: int, config: CourseConfig, with_training: bool,
-                 out: str) -> None:
+                 out: str, iso=None, allowlists=None) -> None:
+    """One pool process: dies with the batch, ignores the signals the parent handles, and grades with
+    the isolation level and allowlists the parent detected (``iso``, ``allowlists``; probed here
+    when absent) instead of probing the machine once more per worker."""
     global _ENV, _OUT, _WORKER_LOCK_FD
     for var in BLAS_VARS:
         os.environ[var] = "1"
@@ -75,8 +78,14 @@ def _init_worker(parent_pid: int, config: CourseConfig, with_training: bool,
     from dataclasses import replace
     from ..grade import prepare
     from ..sandbox.level import with_slot
-    _ENV = prepare(config, with_training=with_training)
-    _ENV = replace(_ENV, iso=with_slot(_ENV.iso, _claim_slot(_OUT)))
+    _ENV = prepare(config, with_training=with_training, iso=iso)
+    slot_iso = with_slot(_ENV.iso, _claim_slot(_OUT))
+    if allowlists:  # the same interpreter's files, whichever grading-slot user reads them
+        from ..sandbox.allowlist import adopt
+        same_user = (_ENV.iso.uid, _ENV.iso.gid)
+        adopt({**allowlists, **{(py, slot_iso.uid, slot_iso.gid): allow for (py, uid, gid), allow in allowlists.items()
+                                if (uid, gid) == same_user}})
+    _ENV = replace(_ENV, iso=slot_iso)
     if _ENV.data is not None:
         from ..report import plots
         plots.set_test_images(_ENV.data.test.X, _ENV.data.test.y)
@@ -143,8 +152,10 @@ def _started_not_done(out: Path, since: float) -> set[str]:
 
 
 def run_pool(jobs: list[Job], workers: int, config: CourseConfig, with_training: bool,
-             out: Path, on_done: Callable[[dict[str, Any]], None]) -> None:
-    """Grade ``jobs`` in ``workers`` processes; ``on_done`` gets each student's summary as it finishes."""
+             out: Path, on_done: Callable[[dict[str, Any]], None], iso=None) -> None:
+    """Grade ``jobs`` in ``workers`` processes; ``on_done`` gets each student's summary as it finishes.
+    ``iso``: the isolation level this process detected, handed to the workers with its allowlists."""
+    from ..sandbox.allowlist import derived
     import multiprocessing
     todo = {j.entry.student: j for j in jobs}
     blamed: dict[str, int] = {}
@@ -156,7 +167,8 @@ def run_pool(jobs: list[Job], workers: int, config: CourseConfig, with_training:
         with blas_pinned():
             executor = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx,
                                            initializer=_init_worker,
-                                           initargs=(os.getpid(), config, with_training, str(out)))
+                                           initargs=(os.getpid(), config, with_training, str(out), iso,
+                                                     derived() if iso is not None else None))
             try:
                 futures: dict[Future, Job] = {}
                 for job in todo.values():

@@ -221,11 +221,13 @@ def run_batch(submissions: Path | str, out: Path | str, jobs: int | None = None,
                   f"{len(outcome.skipped)} unchanged since the last run (skipped; --force regrades)"
                   + (f"; grading {len(to_grade)} with {min(workers, len(to_grade))} worker(s)" if to_grade else ""),
                   file=stream, flush=True)
+            iso = None
             if to_grade:
                 from ..grade import prepare
-                # calibrate (once per machine, cached) HERE, so the pool workers find it in the cache
-                prepare(config, with_training=with_training,
-                        progress=prepare_progress or (lambda m: print(m, file=sys.stderr, flush=True)))
+                # calibrate (once per machine, cached) HERE, so the pool workers find it in the cache;
+                # the workers take this isolation level (and its allowlists) instead of probing again
+                iso = prepare(config, with_training=with_training,
+                              progress=prepare_progress or (lambda m: print(m, file=sys.stderr, flush=True))).iso
             reporter = Reporter(len(to_grade) + len(unreadable), progress, stream)
 
             def done(result: dict[str, Any]) -> None:
@@ -246,7 +248,7 @@ def run_batch(submissions: Path | str, out: Path | str, jobs: int | None = None,
                               "why": f"{exc.__class__.__name__}: {exc}"}
                 done(result)
             if to_grade:
-                run_pool(to_grade, workers, config, with_training, out, done)
+                run_pool(to_grade, workers, config, with_training, out, done, iso=iso)
         finally:
             if reporter is not None:
                 reporter.close()

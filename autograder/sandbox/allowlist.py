@@ -185,9 +185,30 @@ def root_symlinks() -> tuple[tuple[str, str], ...]:
     return tuple(links)
 
 
-@functools.lru_cache(maxsize=8)
+#: Allowlists derived in this process, per (interpreter, uid, gid); a batch's pool workers adopt
+#: the parent's (:func:`adopt`) instead of probing the interpreter again.
+_DERIVED: dict[tuple[str, int | None, int | None], Allowlist] = {}
+
+
 def derive(python: str, uid: int | None = None, gid: int | None = None) -> Allowlist:
     """Ask ``python`` (run as ``uid``) which files it is made of; cached per interpreter and user."""
+    key = (python, uid, gid)
+    if key not in _DERIVED:
+        _DERIVED[key] = _probe_interpreter(python, uid, gid)
+    return _DERIVED[key]
+
+
+def derived() -> dict[tuple[str, int | None, int | None], Allowlist]:
+    """What this process has derived so far (to hand to processes it starts)."""
+    return dict(_DERIVED)
+
+
+def adopt(found: dict[tuple[str, int | None, int | None], Allowlist]) -> None:
+    """Take over allowlists another grader process derived (the batch parent's, for its pool)."""
+    _DERIVED.update(found)
+
+
+def _probe_interpreter(python: str, uid: int | None, gid: int | None) -> Allowlist:
     def drop() -> None:
         if uid is not None:
             os.setgroups([])
