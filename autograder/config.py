@@ -71,7 +71,7 @@ class SandboxLimits:
     cpu_rlimit_s: int = field(default=600, metadata={"doc": "CPU seconds per worker process (rlimit)"})
     file_size_mib: int = field(default=64, metadata={"doc": "largest file the worker may write"})
     open_files: int = field(default=64, metadata={"doc": "open file descriptors per worker process"})
-    scratch_mib: int = field(default=256, metadata={"doc": "size of the worker's private /tmp and /dev/shm"})
+    scratch_mib: int = field(default=256, metadata={"doc": "size of the worker's private /tmp, /dev/shm and (run as root) scratch folder, each"})
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
+import subprocess
 import sys
 import threading
 import time
@@ -341,3 +343,28 @@ def test_allowlist_holds_the_harness_and_the_training_split_only_of_the_project(
     assert sorted(inside) == sorted([HARNESS, CONFINE, mnist_dir() / "train"]) or \
         set(inside) <= {HARNESS, CONFINE, mnist_dir() / "train"}, inside
     assert session_mod.HARNESS.is_file()
+
+
+def test_groups_a_killed_grader_left_behind_are_swept_and_live_ones_kept():
+    """`kill -9` of a batch leaves its workers' cgroups (and any process still in them): the next
+    grader process removes them; the groups of a grader that is still running are left alone."""
+    from autograder.sandbox import cgroups
+    mine = cgroups.create(64 * 1024**2, 8)
+    if mine is None:
+        pytest.skip("no writable cgroups here")
+    try:
+        parents = sorted({f.parent for f in mine.folders.values()})
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        stale = [p / f"{cgroups.PREFIX}{dead.pid}-feedface" for p in parents]
+        for folder in stale:
+            folder.mkdir()
+        sleeper = subprocess.Popen(["sleep", "60"])
+        for folder in stale:
+            (folder / "cgroup.procs").write_text(str(sleeper.pid))
+        removed = cgroups.sweep_stale(parents)
+        assert sorted(removed) == sorted(stale) and not any(f.exists() for f in stale)
+        assert sleeper.wait(timeout=10) == -signal.SIGKILL     # its process went with it
+        assert all(f.exists() for f in mine.folders.values())  # this live process's group stays
+    finally:
+        mine.remove()

@@ -169,6 +169,22 @@ def test_shared_memory_and_tmp_cannot_hold_more_than_the_cap(level, decoys):
         assert "no limit" not in line
 
 
+@pytest.mark.parametrize("level", _levels())
+def test_the_scratch_folder_cannot_hold_more_than_the_cap(level, decoys):
+    """Many files, each under the per-file limit, 4.2 GB in all: where the grader runs as root the
+    scratch folder is a tmpfs of scratch_mib, so the host disk never sees them."""
+    env = _env(level)
+    if not env.iso.scratch_quota:
+        pytest.skip("no scratch tmpfs here (not root): only the per-file size limit applies (stated)")
+    free_before = shutil.disk_usage(tempfile.gettempdir()).free
+    report = _grade(E.scratch_fill, env, decoys)
+    line = next(line for line in report.student_output.splitlines() if line.startswith("SCRATCH"))
+    written, why = int(line.split()[1]), line.split()[2]
+    assert why == "OSError" and written <= env.config.sandbox.scratch_mib * 1024**2, line
+    assert free_before - shutil.disk_usage(tempfile.gettempdir()).free < 64 << 20
+    assert report.by_check() == {**REFERENCE_SCORES, "training": 0.0}
+
+
 def _mem_available() -> int:
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemAvailable"):

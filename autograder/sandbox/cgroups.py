@@ -123,12 +123,58 @@ def _v2_usable() -> Path | None:
     return None
 
 
+PREFIX = "backprop-lab-"        # group names: PREFIX + creating pid + "-" + random hex
+_swept = False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale(parents: list[Path]) -> list[Path]:
+    """Remove worker groups below ``parents`` whose creating grader process is gone (a batch killed
+    with ``kill -9`` leaves them behind, processes included). A live creator's groups are never
+    touched, so parallel grader processes do not disturb each other. Returns the folders removed."""
+    removed = []
+    for parent in parents:
+        try:
+            entries = list(parent.iterdir())
+        except OSError:
+            continue
+        for folder in entries:
+            pid_text = folder.name[len(PREFIX):].split("-", 1)[0]
+            if not (folder.name.startswith(PREFIX) and pid_text.isdigit() and folder.is_dir()):
+                continue
+            if _alive(int(pid_text)):
+                continue
+            group = WorkerGroup({"stale": folder}, 1, procs_files=[folder / "cgroup.procs"])
+            group.remove()
+            if not folder.exists():
+                removed.append(folder)
+    return removed
+
+
 def create(memory_bytes: int, processes: int, cpus: float = 1.0) -> WorkerGroup | None:
-    """A fresh group for one worker with the given limits, or None where cgroups are not writable."""
+    """A fresh group for one worker with the given limits, or None where cgroups are not writable.
+    The first call of a process first sweeps the groups dead grader processes left behind."""
+    global _swept
     if os.geteuid() != 0 or os.environ.get("BACKPROP_LAB_NO_CGROUPS"):
         return None
-    name = f"backprop-lab-{os.getpid()}-{secrets.token_hex(4)}"
+    name = f"{PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
     own = _own_paths()
+    if not _swept:
+        _swept = True
+        v2 = _v2_usable()
+        if v2 is not None and "" in own and not (ROOT / "memory").is_dir():
+            sweep_stale([v2 / own[""].lstrip("/")])
+        else:
+            sweep_stale([ROOT / c / own.get(c, "/").lstrip("/") for c in V1_CONTROLLERS if (ROOT / c).is_dir()])
     made: dict[str, Path] = {}
     try:
         base = _v2_usable()

@@ -35,6 +35,7 @@ class Isolation:
     landlock: int = 0          # Landlock ABI applied by the worker to itself (0: none)
     seccomp: bool = False
     cgroups: bool = False
+    scratch_quota: bool = False  # each worker start's scratch folder is its own size-capped tmpfs
 
     @property
     def layers(self) -> list[str]:
@@ -51,6 +52,8 @@ class Isolation:
             out.append("seccomp (no network sockets, ptrace, mount, unshare, keyctl, bpf, perf_event_open)")
         out.append("cgroup (memory incl. shared memory, processes, one CPU for the whole worker tree)"
                    if self.cgroups else "no cgroup (not writable here: per-process rlimits only)")
+        if self.scratch_quota:
+            out.append("scratch folder: its own size-capped tmpfs per worker start, nothing in it executable")
         out.append("rlimits")
         return out
 

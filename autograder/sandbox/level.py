@@ -80,7 +80,14 @@ def _seccomp_in(python: str, uid: int | None, gid: int | None) -> bool:
 @functools.lru_cache(maxsize=1)
 def detect() -> Isolation:
     """Probe the machine (cached): root, the sandbox user and its python, bubblewrap, Landlock,
-    seccomp and cgroups. ``BACKPROP_LAB_ISOLATION`` (a level name) caps the level, e.g. for tests:
+    seccomp, cgroups and a size-capped tmpfs per scratch folder; see :func:`_level`."""
+    from .scratch import quota_available
+    return replace(_level(), scratch_quota=quota_available())
+
+
+def _level() -> Isolation:
+    """The strongest level this machine offers: root, the sandbox user and its python, bubblewrap,
+    Landlock, seccomp and cgroups. ``BACKPROP_LAB_ISOLATION`` (a level name) caps the level, e.g. for tests:
     ``landlock`` disables bubblewrap, ``rlimits`` every layer but the limits."""
     from ..worker.confine import landlock_abi
     from . import cgroups

@@ -94,3 +94,90 @@ def remove_tree(path: Path) -> None:
         os.close(fd)
         fd = up
         os.rmdir(names.pop(), dir_fd=fd)
+
+
+# ---- a size cap for the whole scratch folder (root only): a tmpfs of its own per worker start -------
+MOUNT_SOURCE = "backprop-lab-scratch"   # + "-<pid of the grader>" in /proc/self/mountinfo
+_MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 2, 4, 8
+_MNT_DETACH, _UMOUNT_NOFOLLOW = 2, 8
+_swept = False
+
+
+def _libc():
+    import ctypes
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def mount_quota(path: Path, size_bytes: int, uid: int | None, gid: int | None, mode: int = 0o700) -> bool:
+    """Mount a fresh tmpfs of ``size_bytes`` on the new, empty folder ``path`` (root only): every
+    file the worker writes counts against that size (and, as shared memory, against its cgroup),
+    nothing in it can be executed, and unmounting removes it all at once. False where mounting is
+    not allowed (not root, a container without CAP_SYS_ADMIN): the folder stays a plain one."""
+    global _swept
+    if os.geteuid() != 0 or os.environ.get("BACKPROP_LAB_NO_SCRATCH_TMPFS"):
+        return False
+    if not _swept:
+        _swept = True
+        sweep_stale_mounts()
+    options = f"size={int(size_bytes)},mode={mode:o}" + (f",uid={uid},gid={gid}" if uid is not None else "")
+    rc = _libc().mount(f"{MOUNT_SOURCE}-{os.getpid()}".encode(), os.fsencode(path), b"tmpfs",
+                       _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, options.encode())
+    return rc == 0
+
+
+def unmount(path: Path) -> bool:
+    """Detach the scratch tmpfs on ``path`` (never following a link); its files go with it."""
+    return _libc().umount2(os.fsencode(path), _MNT_DETACH | _UMOUNT_NOFOLLOW) == 0
+
+
+def quota_available() -> bool:
+    """Whether this process can give each worker start its own size-capped tmpfs (probed once)."""
+    import tempfile
+    probe = Path(tempfile.mkdtemp(prefix="backprop-lab-probe-"))
+    try:
+        if not mount_quota(probe, 1024**2, None, None):
+            return False
+        unmount(probe)
+        return True
+    finally:
+        os.rmdir(probe)
+
+
+def _mounts() -> list[tuple[str, str]]:
+    """(source, mount point) of this mount namespace's mounts, from /proc/self/mountinfo."""
+    found = []
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                left, _, right = line.partition(" - ")
+                fields, rest = left.split(), right.split()
+                if len(fields) > 4 and len(rest) > 1:
+                    point = fields[4].replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n")
+                    found.append((rest[1], point.replace("\\134", "\\")))
+    except OSError:
+        pass
+    return found
+
+
+def sweep_stale_mounts() -> list[str]:
+    """Unmount scratch tmpfs left behind by grader processes that are gone (``kill -9``); a live
+    grader's are never touched. Returns the mount points unmounted."""
+    done = []
+    for source, point in _mounts():
+        pid = source[len(MOUNT_SOURCE) + 1:]
+        if not (source.startswith(MOUNT_SOURCE + "-") and pid.isdigit()):
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        if unmount(Path(point)):
+            done.append(point)
+            try:
+                os.rmdir(point)
+            except OSError:
+                pass
+    return done

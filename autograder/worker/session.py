@@ -23,7 +23,7 @@ from ..sandbox.allowlist import Allowlist, derive
 from ..sandbox.cgroups import WorkerGroup
 from ..sandbox.launch import LaunchSpec, become_subreaper, descendants, kill_tree, start
 from ..sandbox.level import Isolation
-from ..sandbox.scratch import fresh_folder, remove_tree, write_new_file
+from ..sandbox.scratch import fresh_folder, mount_quota, remove_tree, unmount, write_new_file
 from ..sandbox.stage import harness_copy, training_split
 from .training_stream import TrainingStream
 from . import arrayfile
@@ -78,6 +78,7 @@ class WorkerSession(TrainingStream):
         self.deadline: float | None = None  # time.monotonic() past which nothing more runs (per-student cap)
         self.events: list[str] = []  # what happened (timeouts, crashes, restarts), for the report
         self.scratch_used = False    # a worker ran in the current scratch: the next start gets a new one
+        self.scratch_mounted = False  # the current scratch is a tmpfs of its own (unmounted on stop)
         self._fresh_scratch()
         # the harness runs from a copy every user can read: the project may sit in a closed home folder
         self.harness = harness_copy(self.root, [HARNESS, CONFINE, ARRAYFILE]) / HARNESS.name
@@ -111,6 +112,11 @@ class WorkerSession(TrainingStream):
         self.starts += 1
         self.scratch = fresh_folder(self.root, f"scratch-{self.starts}", self.iso.uid, self.iso.gid)
         self.scratch_used = False
+        if self.iso.scratch_quota:   # the whole folder size-capped: a tmpfs of its own
+            self.scratch_mounted = mount_quota(self.scratch, self.limits.scratch_mib * 1024**2, self.iso.uid,
+                                               self.iso.gid)
+            if not self.scratch_mounted:
+                raise WorkerStartError("the worker's scratch tmpfs could not be mounted; run `backprop-lab sandbox check`")
         sub = fresh_folder(self.scratch, "submission", self.iso.uid, self.iso.gid)
         for name, data in self.files.items():
             write_new_file(sub, name, data, self.iso.uid, self.iso.gid)
@@ -129,8 +135,7 @@ class WorkerSession(TrainingStream):
 
     def _start_once(self) -> Reply:
         if self.scratch_used or not self.scratch.exists():
-            if self.scratch.exists():
-                remove_tree(self.scratch)
+            self._drop_scratch()
             self._fresh_scratch()
         self.scratch_used = True
         lim = self.limits
@@ -193,6 +198,15 @@ class WorkerSession(TrainingStream):
             self.group = None
         if self.scratch.exists():
             self.earlier_output = (self.earlier_output + self._log_tail())[-LOG_TAIL:]
+            self._drop_scratch()
+
+    def _drop_scratch(self) -> None:
+        """Remove the current scratch folder: unmount its tmpfs (all its files at once), then the
+        (now empty) folder; without a tmpfs, the fd-based iterative removal."""
+        if self.scratch_mounted:
+            unmount(self.scratch)
+            self.scratch_mounted = False
+        if self.scratch.exists():
             remove_tree(self.scratch)
 
     def close(self) -> None:

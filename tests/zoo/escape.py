@@ -81,6 +81,35 @@ print("TMP", *_fill("/tmp"), flush=True)
 ''')
 
 
+def scratch_fill(d: Decoys) -> str:
+    """Write 4.2 GB into the worker's own scratch folder, in files under the per-file limit, then
+    remove them and go on as the reference."""
+    return S.prelude(S.ref(), f'''
+import os as _os
+def _fill_scratch():
+    written, made = 0, []
+    block = b"x" * (8 << 20)
+    try:
+        while written < 4200 << 20:
+            name = "zoo{d.nonce}_%d" % len(made)
+            made.append(name)
+            with open(name, "wb") as fh:
+                for _ in range(4):
+                    fh.write(block)
+                    written += len(block)
+    except OSError as exc:
+        return written, type(exc).__name__, made
+    return written, "no limit", made
+_w, _why, _made = _fill_scratch()
+for _n in _made:
+    try:
+        _os.remove(_n)
+    except OSError:
+        pass
+print("SCRATCH", _w, _why, flush=True)
+''')
+
+
 def fork_memory(d: Decoys) -> str:
     """Three forked children each touch 1.6 GB (4.7 GB resident in the red team's run)."""
     return S.prelude(S.ref(), '''
