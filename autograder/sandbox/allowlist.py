@@ -14,7 +14,7 @@ import json
 import os
 import struct
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 #: Run by the worker interpreter: prints the files and folders it needs, as JSON.
@@ -47,7 +47,7 @@ if pyseccomp is not None:
 print(json.dumps({"prefix": sys.prefix, "base_prefix": sys.base_prefix, "executable": sys.executable,
                   "stdlib": stdlib, "dynload": dynload, "packages": packages,
                   "maps": sorted(maps), "seccomp": pyseccomp is not None,
-                  "version": "%d.%d" % sys.version_info[:2]}))
+                  "version": "%d.%d" % sys.version_info[:2], "cache_tag": sys.implementation.cache_tag}))
 """
 
 #: The only files of the host's /etc the worker gets: the dynamic loader's cache.
@@ -62,6 +62,7 @@ class Allowlist:
     symlinks: tuple[tuple[str, str], ...] = ()   # (target, link): top-level links of / and links on the way
     seccomp_available: bool = False
     python: str = ""
+    cache_tag: str = ""    # the interpreter's bytecode tag (cpython-311): which .pyc files it can run
 
     def with_paths(self, extra: list[Path]) -> "Allowlist":
         """This list plus ``extra`` (the session's harness copy, the training split), still minimal.
@@ -71,7 +72,8 @@ class Allowlist:
         new = [p for p in added.read_only if p not in base and not any(d in base for d in p.parents)]
         new_set = set(new)
         kept = [p for p in self.read_only if not any(d in new_set for d in p.parents)]
-        return Allowlist(tuple(sorted(kept + new)), added.symlinks, self.seccomp_available, self.python)
+        return Allowlist(tuple(sorted(kept + new)), added.symlinks, self.seccomp_available, self.python,
+                         self.cache_tag)
 
 
 class AllowlistError(RuntimeError):
@@ -237,4 +239,5 @@ def _probe_interpreter(python: str, uid: int | None, gid: int | None) -> Allowli
         paths.append(cfg)
     paths += [Path(p) for p in ETC_FILES]
     # never a whole site-packages or prefix: only the interpreter's own files and numpy's folders
-    return _build(paths, list(root_symlinks()), bool(facts.get("seccomp")), python)
+    found = _build(paths, list(root_symlinks()), bool(facts.get("seccomp")), python)
+    return replace(found, cache_tag=str(facts.get("cache_tag", "")))

@@ -9,10 +9,14 @@ manifest, installed with one rename) and reused.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
+import py_compile
 import shutil
 import stat
+import sys
+import tempfile
 from pathlib import Path
 
 from .isolation import SANDBOX_PREFIX
@@ -34,13 +38,32 @@ def open_to_others(path: Path) -> bool:
     return mode & want == want
 
 
-def harness_copy(root: Path, files: list[Path]) -> Path:
-    """Copies of ``files`` (harness.py, confine.py) in a new folder ``root/harness`` that every user
-    can read; ``root`` is the session's own folder (mode 0711, written by the grader only)."""
+def harness_copy(root: Path, files: list[Path], cache_tag: str = "") -> Path:
+    """Copies of ``files`` (harness.py, confine.py, arrayfile.py) in a new folder ``root/harness``
+    that every user can read; ``root`` is the session's own folder (mode 0711, written by the grader
+    only). Returns the path the worker runs: ``harness.py``, or, when the worker's interpreter has this
+    interpreter's bytecode tag, ``harness.pyc`` with the siblings' .pyc in ``__pycache__`` (compiled
+    here once per process: the worker then compiles nothing at each start)."""
     folder = fresh_folder(root, "harness", None, None, mode=0o755)
     for path in files:
         write_new_file(folder, path.name, path.read_bytes(), None, None, mode=0o644)
-    return folder
+    main = folder / files[0].name
+    if not cache_tag or cache_tag != sys.implementation.cache_tag:
+        return main
+    cache = fresh_folder(folder, "__pycache__", None, None, mode=0o755)
+    for path in files[1:]:
+        write_new_file(cache, f"{path.stem}.{cache_tag}.pyc", _bytecode(path), None, None, mode=0o644)
+    write_new_file(folder, f"{files[0].stem}.pyc", _bytecode(files[0]), None, None, mode=0o644)
+    return folder / f"{files[0].stem}.pyc"
+
+
+@functools.lru_cache(maxsize=8)
+def _bytecode(path: Path) -> bytes:
+    """``path`` compiled to an unchecked-hash .pyc (the copies never change: nothing to check)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = py_compile.compile(str(path), cfile=os.path.join(tmp, "out.pyc"), doraise=True,
+                                 invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+        return Path(out).read_bytes()
 
 
 def _manifest_key(train: Path) -> str:

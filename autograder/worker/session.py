@@ -81,7 +81,7 @@ class WorkerSession(TrainingStream):
         self.scratch_mounted = False  # the current scratch is a tmpfs of its own (unmounted on stop)
         self._fresh_scratch()
         # the harness runs from a copy every user can read: the project may sit in a closed home folder
-        self.harness = harness_copy(self.root, [HARNESS, CONFINE, ARRAYFILE]) / HARNESS.name
+        self.harness = harness_copy(self.root, [HARNESS, CONFINE, ARRAYFILE], self.allowlist_base().cache_tag)
         self._train: Path | None = None
         become_subreaper()
         self.spared = frozenset(descendants(os.getpid()))
@@ -93,11 +93,16 @@ class WorkerSession(TrainingStream):
         it: the user and rlimits levels.)"""
         if self._allowlist is None:
             if self.iso.bwrap or self.iso.landlock:
-                base = derive(self.iso.python, self.iso.uid, self.iso.gid)
-                self._allowlist = base.with_paths([self.harness.parent, self.train_split()])
+                self._allowlist = self.allowlist_base().with_paths([self.harness.parent, self.train_split()])
             else:
                 self._allowlist = Allowlist(())
         return self._allowlist
+
+    def allowlist_base(self) -> Allowlist:
+        """The interpreter's own files (derived from it; empty where no layer enforces a list)."""
+        if self.iso.bwrap or self.iso.landlock:
+            return derive(self.iso.python, self.iso.uid, self.iso.gid)
+        return Allowlist(())
 
     def train_split(self) -> Path:
         """The folder holding the training split's X.npy and y.npy, readable by the worker's user."""
