@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import UserError
 from .level import SANDBOX_PREFIX, SANDBOX_USER, SANDBOX_VENV, detect, sandbox_python, slot_user
+from .stage import reachable_by_others
 
 
 def _run(cmd: list[str], what: str) -> None:
@@ -22,11 +23,6 @@ def _run(cmd: list[str], what: str) -> None:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         raise UserError(f"sandbox setup: {what} failed ({' / '.join(tail)}); fix that and rerun "
                         "`backprop-lab sandbox setup`")
-
-
-def _world_readable(path: Path) -> bool:
-    """True when every folder above ``path`` can be traversed by other users (o+x)."""
-    return all(parent.stat().st_mode & 0o001 for parent in path.resolve().parents)
 
 
 def _same_version(python: str) -> bool:
@@ -44,7 +40,7 @@ def _base_python() -> str:
     the sandbox user; Ubuntu 22.04's /usr/bin/python3 is 3.10, too old for a current numpy).
     """
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    if _world_readable(Path(sys.executable)):
+    if reachable_by_others(Path(sys.executable)):
         return sys.executable
     for candidate in (f"/usr/bin/python{version}", f"/usr/local/bin/python{version}", "/usr/bin/python3"):
         if Path(candidate).exists() and _same_version(candidate):

@@ -23,14 +23,21 @@ from .isolation import SANDBOX_PREFIX
 from .scratch import fresh_folder, write_new_file
 
 
-def open_to_others(path: Path) -> bool:
-    """Whether a user other than the owner can reach ``path``: every folder above it o+x and the
-    path itself o+r (o+rx for a folder)."""
-    path = Path(path).resolve()
+def reachable_by_others(path: Path) -> bool:
+    """Whether a user other than the owner can get to ``path``: every folder above it o+x."""
     try:
-        for parent in path.parents:
-            if not parent.stat().st_mode & stat.S_IXOTH:
-                return False
+        return all(parent.stat().st_mode & stat.S_IXOTH for parent in Path(path).resolve().parents)
+    except OSError:
+        return False
+
+
+def open_to_others(path: Path) -> bool:
+    """Whether a user other than the owner can read ``path``: reachable (:func:`reachable_by_others`)
+    and the path itself o+r (o+rx for a folder)."""
+    path = Path(path).resolve()
+    if not reachable_by_others(path):
+        return False
+    try:
         mode = path.stat().st_mode
     except OSError:
         return False
