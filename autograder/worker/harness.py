@@ -7,10 +7,8 @@ on its private copy of stdout. Arrays travel as array files in the scratch folde
 
 Nothing this process says is trusted: the parent validates every array and computes every verdict.
 """
-import io
 import json
 import os
-import signal
 import sys
 import time
 import traceback
@@ -20,37 +18,11 @@ import numpy as np
 PARAM_KEYS = ("W", "b", "V", "c")
 MAX_TEXT = 4000
 MAX_RETURN_ELEMENTS = 1_000_000   # per returned array (MNIST params are < 1M); larger ones are described, not sent
-MAX_LOG = 1024**2                 # student output kept (the newest part); never an error for the student
 
 
 def _short(text):
     text = str(text)
     return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "\n... (cut)"
-
-
-class _CappedLog(io.RawIOBase):
-    """Student output: writes always succeed; past MAX_LOG bytes the log starts over (newest kept)."""
-
-    def __init__(self, fd):
-        super().__init__()
-        self.fd = fd
-
-    def writable(self):
-        return True
-
-    def write(self, data):
-        data = bytes(data)
-        size = len(data)
-        try:
-            if os.lseek(self.fd, 0, os.SEEK_CUR) + size > MAX_LOG:
-                os.ftruncate(self.fd, 0)
-                os.lseek(self.fd, 0, os.SEEK_SET)
-                os.write(self.fd, b"... (earlier output cut)\n")
-                data = data[-MAX_LOG // 2:]
-            os.write(self.fd, data)
-        except OSError:
-            pass
-        return size
 
 
 class Harness:
@@ -424,8 +396,7 @@ arrayfile = _sibling("arrayfile")
 
 
 def _confine():
-    """Apply the parent's ``--confine JSON`` before any student code; the layers in force (confine.py
-    is loaded by path: -I keeps this folder off sys.path)."""
+    """Apply the parent's ``--confine JSON`` before any student code; the layers in force."""
     if "--confine" not in sys.argv:
         return []
     spec = json.loads(sys.argv[sys.argv.index("--confine") + 1])
@@ -437,14 +408,7 @@ def main():
     scratch = os.getcwd()
     layers = _confine()
     proto = os.fdopen(os.dup(1), "w", buffering=1)
-    log = os.open(os.path.join(scratch, "student_output.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(log)
-    sys.stdout, sys.stderr = (io.TextIOWrapper(io.BufferedWriter(_CappedLog(fd)), encoding="utf-8",
-                                               errors="backslashreplace", line_buffering=True) for fd in (1, 2))
-    if hasattr(signal, "SIGXFSZ"):
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a flooded log fails writes, not the worker
+    _sibling("studentlog").redirect(os.path.join(scratch, "student_output.log"))
     harness = Harness(proto, scratch)
     # before any student code: a worker that dies earlier is the grader's fault, and the layers are true
     harness.reply({"event": "ready", "layers": layers})

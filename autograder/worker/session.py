@@ -34,6 +34,7 @@ __all__ = ["CONFINE", "HARNESS", "MAX_LINE", "MAX_ARRAY_FILE", "Reply", "WorkerS
 HARNESS = Path(__file__).with_name("harness.py")
 CONFINE = Path(__file__).with_name("confine.py")
 ARRAYFILE = Path(__file__).with_name("arrayfile.py")   # loaded by the harness by path, like confine.py
+STUDENTLOG = Path(__file__).with_name("studentlog.py")
 GRADCHECK = Path(__file__).parents[1] / "gradcheck.py"   # copied verbatim into the handout as assignment/gradcheck.py
 LOG_TAIL = 3000
 START_RETRY_DELAYS = (1.0, 4.0, 10.0)  # seconds between attempts to start a worker that died before any student code
@@ -81,7 +82,7 @@ class WorkerSession(TrainingStream):
         self.scratch_mounted = False  # the current scratch is a tmpfs of its own (unmounted on stop)
         self._fresh_scratch()
         # the harness runs from a copy every user can read: the project may sit in a closed home folder
-        self.harness = harness_copy(self.root, [HARNESS, CONFINE, ARRAYFILE], self.allowlist_base().cache_tag)
+        self.harness = harness_copy(self.root, [HARNESS, CONFINE, ARRAYFILE, STUDENTLOG], self.allowlist_base().cache_tag)
         self._train: Path | None = None
         become_subreaper()
         self.spared = frozenset(descendants(os.getpid()))
