@@ -85,13 +85,15 @@ def write_gradebook(path: Path, rows: list[Row], layout: str = "default",
 
 
 def write_outputs(out: Path, rows: list[Row], issues: list[str] | None = None, title: str = "",
-                  subtitle: str = "", layout: str = "default", assignment: str = CANVAS_ASSIGNMENT) -> tuple[Path, Path]:
+                  subtitle: str = "", layout: str = "default", assignment: str = CANVAS_ASSIGNMENT,
+                  with_figures: bool = True) -> tuple[Path, Path]:
     """Write ``gradebook.csv`` and ``summary.html`` into ``out`` (each atomically)."""
     from .summary import render_summary
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_gradebook(out / GRADEBOOK, rows, layout, assignment)
-    write_text_atomic(out / SUMMARY, render_summary(rows, issues or [], title=title, subtitle=subtitle))
+    write_text_atomic(out / SUMMARY, render_summary(rows, issues or [], title=title, subtitle=subtitle,
+                                                    with_figures=with_figures))
     return out / GRADEBOOK, out / SUMMARY
 
 

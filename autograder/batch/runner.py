@@ -118,14 +118,16 @@ class Books:
         self.cost = 0.0
         self.result: tuple[list, Path, Path] | None = None
 
-    def rebuild(self, throttle: bool = False) -> tuple[list, Path, Path] | None:
+    def rebuild(self, throttle: bool = False, final: bool = False) -> tuple[list, Path, Path] | None:
+        """Rewrite both files (``throttle``: unless done recently); the summary's figures only when
+        ``final``, so a running batch spends no CPU on drawing beside its graders."""
         now = time.monotonic()
         if throttle and now - self.last < max(REBUILD_EVERY_S, 3 * self.cost):
             return self.result
         current = None
         if self.plan is not None:
             current = {j.entry.student for j in self.plan if is_current(self.out, j, self.config, self.with_training)}
-        self.result = build_gradebook(self.out, self.roster, current)
+        self.result = build_gradebook(self.out, self.roster, current, with_figures=final)
         self.last = time.monotonic()
         self.cost = self.last - now
         return self.result
@@ -136,7 +138,7 @@ class Books:
             try:
                 old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
                 try:
-                    return self.rebuild()
+                    return self.rebuild(final=True)
                 finally:
                     signal.pthread_sigmask(signal.SIG_SETMASK, old)
             except KeyboardInterrupt:  # a second signal landed before the mask: try again, masked
@@ -144,7 +146,8 @@ class Books:
         return self.result
 
 
-def build_gradebook(out: Path, roster: Roster, current: set[str] | None = None) -> tuple[list, Path, Path]:
+def build_gradebook(out: Path, roster: Roster, current: set[str] | None = None,
+                    with_figures: bool = True) -> tuple[list, Path, Path]:
     """Rows for every roster entry, read back from RESULTS/<student>/results.json.
 
     ``current``: the students whose results match their submission now; any other results (left by an
@@ -166,7 +169,8 @@ def build_gradebook(out: Path, roster: Roster, current: set[str] | None = None) 
                                                "(the regrade was interrupted): rerun the batch", row.note]))
         rows.append(row)
     subtitle = f"{roster.kind} {roster.origin.name}"
-    gradebook, summary = write_outputs(out, rows, roster.issues, title="Class summary", subtitle=subtitle)
+    gradebook, summary = write_outputs(out, rows, roster.issues, title="Class summary", subtitle=subtitle,
+                                       with_figures=with_figures)
     return rows, gradebook, summary
 
 

@@ -47,14 +47,18 @@ def common_bugs(rows: list[Row]) -> list[dict[str, Any]]:
             for bug, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
-def render_summary(rows: list[Row], issues: list[str], title: str = "", subtitle: str = "") -> str:
+def render_summary(rows: list[Row], issues: list[str], title: str = "", subtitle: str = "",
+                   with_figures: bool = True) -> str:
+    """The class summary page. ``with_figures=False`` (the pages a running batch rewrites as students
+    finish) leaves the two matplotlib figures out: drawing them would take CPU from the graders."""
     from ..report import plots
     rows = sorted(rows, key=lambda r: (r.student.casefold(), r.student))
     stats = class_stats(rows)
     figures = {}
-    for name, make in (("histogram", lambda: plots.score_histogram([r.total for r in rows if r.total is not None],
-                                                                    stats["max_score"])),
-                       ("averages", lambda: plots.check_averages(stats["averages"]))):
+    makers = (("histogram", lambda: plots.score_histogram([r.total for r in rows if r.total is not None],
+                                                           stats["max_score"])),
+              ("averages", lambda: plots.check_averages(stats["averages"])))
+    for name, make in makers if with_figures else ():
         try:
             uri = make()
         except Exception:  # noqa: BLE001 - the page is written even if a figure cannot be drawn
