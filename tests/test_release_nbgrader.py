@@ -21,6 +21,16 @@ from autograder.release.yearly import bind_secret, plan_release
 pytest.importorskip("nbgrader", reason="nbgrader 0.9 is a test dependency (pip install -e '.[test]')")
 pytestmark = pytest.mark.slow
 
+
+@pytest.fixture(autouse=True, scope="module")
+def mnist_for_the_tools():
+    """The training tests read the grader's MNIST cache (the .npy split) through BPLAB_MNIST."""
+    from autograder.mnist import load_mnist, mnist_dir
+    load_mnist()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BPLAB_MNIST", str(mnist_dir()))
+        yield
+
 SECRET = "course-secret-for-the-nbgrader-test-8830"
 MUTANTS = ("sgd_ascends",)  # loses sgd_step and training (otter's test takes one that keeps training)
 NOTEBOOK = "backprop_lab.ipynb"
