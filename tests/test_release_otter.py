@@ -25,11 +25,14 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(autouse=True, scope="module")
 def mnist_for_the_tools():
-    """The training tests read the grader's MNIST cache (the .npy split) through BPLAB_MNIST."""
+    """The training tests read the grader's MNIST cache (the .npy split) through BPLAB_MNIST, with one
+    BLAS thread in the grading kernels, as the grader's worker."""
     from autograder.mnist import load_mnist, mnist_dir
     load_mnist()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BPLAB_MNIST", str(mnist_dir()))
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            mp.setenv(var, "1")
         yield
 
 SECRET = "course-secret-for-the-otter-test-2291"

@@ -95,6 +95,9 @@ c.CourseDirectory.root = "."
 # MNIST for the training tests: the backprop-lab cache's .npy split (train/, valid/, test/); set BPLAB_MNIST
 # to it before running nbgrader (or uncomment and edit the next line)
 # os.environ.setdefault("BPLAB_MNIST", "/path/to/data/cache/mnist")
+# one BLAS thread in the grading kernel, as the backprop-lab grader's worker (the budget is in CPU seconds)
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 # a training test trains on MNIST for up to its budget of {budget:.0f} CPU seconds, plus the evaluations
 c.ExecutePreprocessor.timeout = {timeout}
 """

