@@ -65,7 +65,7 @@ def test_cell(test: ReleaseTest) -> str:
 
 
 def assignment_config(config: CourseConfig, self_test: bool = True) -> str:
-    cfg = {"name": f"{config.assignment}-{config.year}", "requirements": ["numpy"],
+    cfg = {"name": f"{config.assignment}-{config.year}", "requirements": ["numpy", "threadpoolctl"],
            "files": [f"{CHECKS_MODULE}.py", f"{TRAINING_MODULE}.py", "gradcheck.py"], "export_cell": False, "init_cell": True,
            "check_all_cell": False, "run_tests": bool(self_test), "strip_solutions_from_all_cells": True,
            "tests": {"files": True, "ok_format": False}}
