@@ -1,8 +1,9 @@
 """Extensions everywhere: an enabled extension is a question in the otter and nbgrader versions with its
 points, counts in the handout README's total, in the gate's agreement, and scores the same in otter
-(real `otter run`) as in the backprop-lab grader."""
+(real `otter run`) and in nbgrader (real `nbgrader autograde`) as in the backprop-lab grader."""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 
 import nbformat
@@ -60,21 +61,84 @@ def test_the_gate_agreement_covers_the_extensions():
     assert any(r.subject.startswith("mutant l2_") or r.subject.startswith("mutant dropout_") for r in gate.rows)
 
 
+@pytest.fixture()
+def no_mnist(tmp_path):
+    """These tests compare the extensions only: in the tools' kernels the training tests fail at once (no
+    MNIST) instead of training for tens of seconds (tests/test_release_otter.py and
+    test_release_nbgrader.py train). A context: the grader itself keeps its cache."""
+    @contextlib.contextmanager
+    def context():
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("BPLAB_MNIST", str(tmp_path / "no-mnist-here"))
+            mp.delenv("BACKPROP_LAB_CACHE", raising=False)
+            yield
+    return context
+
+
+def _extension_subjects(cfg) -> dict[str, str]:
+    """The reference with its extension functions, and one submission with a mutant of every enabled
+    extension applied (each extension loses points there; two notebooks keep the tools' runs short)."""
+    from autograder.mutants import gate_mutants
+    reference = gate_reference(cfg)
+    buggy, applied = reference, []
+    for m in gate_mutants(cfg.extensions):
+        if m.expected_check in ALL and m.expected_check not in {a.expected_check for a in applied}:
+            buggy = m.apply(buggy)
+            applied.append(m)
+    assert {m.expected_check for m in applied} == set(ALL)
+    return {"reference": reference, "+".join(m.mutant_id for m in applied): buggy}
+
+
 @pytest.mark.slow
-def test_otter_run_grades_the_extensions_like_the_grader(tmp_path):
+def test_nbgrader_autograde_grades_the_extensions_like_the_grader(tmp_path, no_mnist):
+    """A real `nbgrader autograde` of an extension-enabled release: per extension, the gradebook's scores
+    equal the backprop-lab grader's, on the reference and on one mutant of each extension."""
+    pytest.importorskip("nbgrader")
+    from autograder.grade import grade_source, prepare
+    from autograder.release.nbgrader import assignment_id, build_nbgrader, run_nbgrader, scores_from_gradebook
+    from autograder.release.otter import submission_notebook
+    cfg = config()
+    aid = assignment_id(cfg)
+    build_nbgrader(cfg, build_tests(cfg), tmp_path / "course")
+    proc = run_nbgrader(["generate_assignment", aid, "--force"], tmp_path / "course")  # the build drops its db
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    subjects = _extension_subjects(cfg)
+    for i, source in enumerate(subjects.values()):
+        folder = tmp_path / "course" / "submitted" / f"student{i}" / aid
+        folder.mkdir(parents=True)
+        submission_notebook(tmp_path / "course" / "release" / aid / "backprop_lab.ipynb", source,
+                            folder / "backprop_lab.ipynb")
+    with no_mnist():
+        proc = run_nbgrader(["autograde", aid, "--create"], tmp_path / "course")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    env = prepare(cfg, with_training=False)
+    for i, (name, source) in enumerate(subjects.items()):
+        grades = scores_from_gradebook(tmp_path / "course", aid, f"student{i}")
+        nbgrader = {ext: sum(v for k, v in grades.items() if k.split("__")[0] == ext) for ext in ALL}
+        grader = grade_source(source, env).by_check()
+        assert nbgrader == pytest.approx({ext: grader[ext] for ext in ALL}), name
+        if name == "reference":
+            assert nbgrader == POINTS
+        else:
+            assert all(nbgrader[ext] < POINTS[ext] for ext in ALL), (name, nbgrader)
+
+
+@pytest.mark.slow
+def test_otter_run_grades_the_extensions_like_the_grader(tmp_path, no_mnist):
     pytest.importorskip("otter")
     from autograder.grade import grade_source, prepare
     from autograder.release.otter import build_otter, results_by_question, run_otter, submission_notebook
     cfg = config()
     tests = build_tests(cfg)
-    build_otter(cfg, tests, tmp_path / "otter")
+    build_otter(cfg, tests, tmp_path / "otter", self_test=False)
     work = tmp_path / "run"
     (work / "out").mkdir(parents=True)
     source = gate_reference(cfg)
     submission_notebook(tmp_path / "otter" / "dist" / "student" / "backprop_lab.ipynb", source,
                         work / "backprop_lab.ipynb")
-    proc = run_otter(["run", "-a", str(tmp_path / "otter" / "autograder.zip"), "-o", "out", "backprop_lab.ipynb"],
-                     work)
+    with no_mnist():
+        proc = run_otter(["run", "-a", str(tmp_path / "otter" / "autograder.zip"), "-o", "out",
+                          "backprop_lab.ipynb"], work)
     assert proc.returncode == 0, proc.stderr[-2000:]
     otter = results_by_question(work / "out" / "results.json")
     grader = grade_source(source, prepare(cfg, with_training=False)).by_check()
