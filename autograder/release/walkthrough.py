@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from ..config import CourseConfig
+from ..notebook_kinds import WALKTHROUGH_MARK
 from ..handout import notebook as handout
 from .notebook import TRAINING_MODULE
 
@@ -57,6 +58,11 @@ def _in_notebook(code: str) -> str:
     return re.sub(r"\bmlp\.", "", code)
 
 
+def _marked(code: str) -> str:
+    """The code with its first-line mark (``backprop-lab grade`` skips the cell even without metadata)."""
+    return f"{WALKTHROUGH_MARK}: the tests do not use it; grading skips it)\n" + code
+
+
 def walkthrough_cells(config: CourseConfig) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
     """(cells before the implementation, cells after it): ``(kind, id, source)``, kind "markdown" or
     "code" (code cells are tagged ``otter_ignore`` by the builder)."""
@@ -79,7 +85,7 @@ def walkthrough_cells(config: CourseConfig) -> tuple[list[tuple[str, str, str]],
         ("code", "plot", _in_notebook(handout._PLOT_CODE)),
         ("markdown", "optional", optional),
     ]
-    return before, after
+    return before, [(kind, cell_id, _marked(src) if kind == "code" else src) for kind, cell_id, src in after]
 
 
 def walkthrough_order() -> str:
