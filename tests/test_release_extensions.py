@@ -144,3 +144,68 @@ def test_otter_run_grades_the_extensions_like_the_grader(tmp_path, no_mnist):
     grader = grade_source(source, prepare(cfg, with_training=False)).by_check()
     for ext, points in POINTS.items():
         assert otter[ext] == grader[ext] == points
+
+
+@pytest.mark.slow
+def test_local_and_gradescope_graders_score_the_extensions_like_grade(tmp_path, monkeypatch):
+    """The release's local autograder (`backprop-lab.sh grade`) and Gradescope's `run_autograder`, built
+    from an extension-enabled course.toml, score every extension as `backprop-lab grade` does, on a
+    submission with a mutant of each extension (one run each: they train on MNIST)."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from autograder.grade import grade_source, prepare
+    from autograder.paths import COURSE_TOML, cache_dir
+    from autograder.release.gradescope import build_gradescope, build_local, write_grader_copy
+    from autograder.release.yearly import bind_secret, plan_release
+    from autograder.release.zipping import extract_zip
+    text = COURSE_TOML.read_text()
+    for ext in ALL:
+        text = text.replace(f"\n{ext} = false", f"\n{ext} = true")
+    course = tmp_path / "course.toml"
+    course.write_text(text)
+    monkeypatch.setenv("BACKPROP_LAB_SECRET", "course-secret-for-the-extensions-test-4410")
+    plan = plan_release(2027, "relu", course)
+    cfg = bind_secret(plan, tmp_path / "secret")
+    assert all(cfg.extensions[e] for e in ALL)
+    subjects = {k: v for k, v in _extension_subjects(cfg).items() if k != "reference"}
+    grade = {name: grade_source(src, prepare(cfg, with_training=False)).by_check() for name, src in subjects.items()}
+    # outside /tmp: under bubblewrap the worker has a private /tmp (tests/test_release_gradescope.py)
+    work = Path(tempfile.mkdtemp(prefix="bplab-ext-test-", dir="/var/tmp" if os.access("/var/tmp", os.W_OK) else None))
+    work.chmod(0o755)
+    try:
+        write_grader_copy(plan, tmp_path / "copy")
+        manifest = {"year": 2027, "activation": "relu"}
+        build_gradescope(plan, tmp_path / "copy", manifest, tmp_path / "autograder.zip")
+        build_local(plan, tmp_path / "copy", work / "local", manifest)
+        root = work / "autograder"
+        (root / "source").mkdir(parents=True)
+        extract_zip(tmp_path / "autograder.zip", root / "source")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BACKPROP_LAB_")}
+        env.update(BACKPROP_LAB_CACHE=str(cache_dir()), BACKPROP_LAB_PYTHON=sys.executable)
+        for name, source in subjects.items():
+            for folder in ("submission", "results"):
+                shutil.rmtree(root / folder, ignore_errors=True)
+                (root / folder).mkdir()
+            (root / "submission" / "mlp.py").write_text(source)
+            proc = subprocess.run([str(root / "source" / "run_autograder")], cwd="/", capture_output=True, text=True,
+                                  env={**env, "BACKPROP_LAB_AUTOGRADER_ROOT": str(root)}, timeout=300)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            gradescope = json.loads((root / "results" / "results.json").read_text())["extra_data"]["by_check"]
+            (work / "sub.py").write_text(source)
+            out = work / f"local-{len(name)}"
+            proc = subprocess.run([str(work / "local" / "backprop-lab.sh"), "grade", str(work / "sub.py"), "--out",
+                                   str(out)], capture_output=True, text=True, env=env, timeout=300)
+            assert proc.returncode == 0, proc.stderr[-2000:]
+            local = json.loads((out / "results.json").read_text())["extra_data"]["by_check"]
+            for ext in ALL:
+                assert gradescope[ext] == local[ext] == grade[name][ext], (name, ext)
+            assert all(grade[name][ext] < 5.0 for ext in ALL), grade[name]
+            assert gradescope["gradients"] == local["gradients"] == 35.0  # the core parts are untouched
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
