@@ -182,7 +182,7 @@ def test_over_budget_is_partial_credit_at_most(subset, monkeypatch):
     with pytest.raises(AssertionError, match="within the budget"):
         nbtraining.reaches(*fns, ref["HYPERPARAMS"], data, 0.15, True)
     nbtraining.reaches(*fns, ref["HYPERPARAMS"], data, 0.6, False)  # below 60% at the first checkpoint
-    run = next(v for v in nbtraining._TRAINED.values() if isinstance(v, dict) and v["budget_s"] == 0.0)
+    run = next(v[1] for v in nbtraining._TRAINED.values() if isinstance(v[1], dict) and v[1]["budget_s"] == 0.0)
     assert len(run["curve"]) == 1 and "whole budget" in run["problem"]
 
 
@@ -211,10 +211,27 @@ def test_the_run_is_the_graders_checkpoint_by_checkpoint(trained_env, monkeypatc
         namespace: dict = {}
         exec(compile(source, name, "exec"), namespace)
         ours = sum(score for _, score, _ in run_tests(tests, namespace))
-        key = next(k for k in nbtraining._TRAINED if k[1] == id(namespace["forward"]))
-        run = nbtraining._TRAINED[key]
+        run = next(v[1] for v in nbtraining._TRAINED.values() if v[0][1] is namespace["forward"])
         theirs = [(c["epoch"], c["test_error"]) for c in result.evidence["curve"]]
         assert [(e, err) for e, _, err in run["curve"]] == theirs, name
         assert ours == pytest.approx(result.score), (name, result.message)
         if name != "reference":
             assert 0 < result.score < result.max_score, result.message  # partial credit, on both sides
+
+
+def test_a_recycled_function_id_never_reuses_another_run(subset, monkeypatch):
+    """The run cache keeps the functions it trained: a later set of functions that happens to get the
+    same ids (the gate executes one namespace after another) trains anew."""
+    monkeypatch.setenv("BPLAB_MNIST", str(subset))
+    ref = _reference()
+    fns = [ref[k] for k in ("init_params", "forward", "backward", "sgd_step")]
+    data = _spec(target=0.15)
+    nbtraining.reaches(*fns, ref["HYPERPARAMS"], data, 0.6, False)
+
+    def broken_init(n_in, n_hidden, n_out, rng):
+        raise NotImplementedError("init_params")
+
+    # broken_init gets the trained init_params' id, as a recycled id would
+    monkeypatch.setattr(nbtraining, "id", lambda f: id(fns[0]) if f is broken_init else id(f), raising=False)
+    with pytest.raises(AssertionError, match="not implemented yet"):
+        nbtraining.reaches(broken_init, *fns[1:], ref["HYPERPARAMS"], data, 0.6, False)
