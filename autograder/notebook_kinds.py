@@ -28,6 +28,8 @@ GRADED_FUNCTIONS = ("init_params", "forward", "backward", "sgd_step", "l2_penalt
 GRADING_CELL = re.compile(r"^\s*(import otter\b|from otter\b|grader\s*=\s*otter\.|grader\.check(_all)?\(|"
                           r"import bplab_checks\b|from bplab_checks\b)", re.M)
 IMPORTS_MLP = re.compile(r"^\s*(import mlp\b|from mlp import\b)", re.M)
+#: the first line of every walkthrough code cell of the otter notebook (autograder/release/walkthrough.py)
+WALKTHROUGH_MARK = "# Walkthrough cell (not graded"
 
 
 def _source(cell: dict) -> str:
@@ -51,6 +53,13 @@ def _is_grading_cell(cell: dict) -> bool:
     return bool(GRADING_CELL.search(_source(cell)))
 
 
+def _is_walkthrough(cell: dict) -> bool:
+    """A walkthrough cell of the otter notebook (tagged ``otter_ignore``, or its first-line mark)."""
+    meta = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
+    tags = meta.get("tags") if isinstance(meta.get("tags"), list) else []
+    return "otter_ignore" in tags or _source(cell).lstrip().startswith(WALKTHROUGH_MARK)
+
+
 def _role(cell: dict):
     meta = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
     lab = meta.get("backprop_lab") if isinstance(meta.get("backprop_lab"), dict) else {}
@@ -64,10 +73,11 @@ def select_cells(cells: list[dict], name: str) -> tuple[list[dict], list[str]]:
     if marked:
         return marked, [f"{name} is the otter/nbgrader notebook: graded its implementation and helpers cells, "
                         f"ignored its {len(code) - len(marked)} other code cell(s) (tests and grading)"]
-    grading = [c for c in code if _is_grading_cell(c)]
+    grading = [c for c in code if _is_grading_cell(c) or _is_walkthrough(c)]
     if grading:
-        kept = [c for c in code if not _is_grading_cell(c)]
-        return kept, [f"{name} looks like an otter/nbgrader notebook: ignored its {len(grading)} grading cell(s)"]
+        kept = [c for c in code if c not in grading]
+        return kept, [f"{name} looks like an otter/nbgrader notebook: ignored its {len(grading)} grading and "
+                      "walkthrough cell(s)"]
     if any(IMPORTS_MLP.search(_source(c)) for c in code):
         defining = [c for c in code if _defines(_source(c))]
         if not defining:

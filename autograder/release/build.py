@@ -136,7 +136,7 @@ def _gradescope(b: Build) -> None:
 def _otter(b: Build) -> None:
     from .otter import build_otter
     b.progress("otter: writing the master notebook and running `otter assign`")
-    build_otter(b.config, b.tests, b.stage / "otter")
+    build_otter(b.config, b.tests, b.stage / "otter", self_test=b.with_training)
 
 
 def _nbgrader(b: Build) -> None:

@@ -25,13 +25,15 @@ from ..checks.cases import PARAM_KEYS, Case, hidden_cases, make_case, public_toy
 from ..checks.forward import large_logit_case
 from ..checks.common import split_points
 from ..checks.training import PARTIAL_SCALE
+from ..checks.training_rules import INIT_MIN_ERROR, INIT_ROWS, PLATEAU_ERROR, PLATEAU_SPREAD, PLATEAU_WINDOW
 from ..config import CourseConfig
 from ..reference import load_reference
-from . import nbchecks
+from . import nbchecks, nbtraining
 
-#: The synthetic stand-in for MNIST that the otter/nbgrader training test uses (no data files there).
-PROXY_TASK = {"n_in": 16, "n_out": 4, "n_hidden": 32, "n_train": 2000, "n_test": 1000, "separation": 4.0,
-              "batch_size": 32, "epochs": 5}
+#: the student's names the training test needs (``bplab_checks.training_reaches``)
+TRAINING_ARGS = ("init_params", "forward", "backward", "sgd_step", "HYPERPARAMS")
+#: CPU seconds past the budget after which the grader stops its worker (``TrainingStream.train``'s grace)
+BUDGET_GRACE_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -152,14 +154,46 @@ def training_steps(config: CourseConfig) -> list[tuple[float, float]]:
     return steps
 
 
-def _training_tests(config: CourseConfig, ref: ModuleType) -> list[ReleaseTest]:
-    spec = dict(PROXY_TASK, seed=config.seed("proxy-training"), target=config.training.target_error,
-                learning_rate=float(ref.SUGGESTED_HYPERPARAMS[config.activation]["learning_rate"]))
-    data = {k: np.asarray(v) for k, v in spec.items()}
-    fns = ("init_params", "forward", "backward", "sgd_step")
-    return [ReleaseTest("training", f"test error below {error:.0%} (synthetic task)", p, True,
-                        "training_reaches", fns, data, (error,))
-            for error, p in training_steps(config)]
+def notebook_budget(config: CourseConfig) -> float:
+    """The training budget the otter/nbgrader test states, in CPU seconds: the grader's rule
+    ``max(floor, factor x the reference's time to target)`` with the reference's time calibrated on
+    this machine when the grader has measured it (its calibration cache, any isolation level), else the
+    floor (the grader's budget is never below it)."""
+    import json
+    from ..calibration import _machine_key, calibration_file
+    from ..config import ISOLATION_LEVELS
+    try:
+        table = json.loads(calibration_file().read_text())
+    except (OSError, ValueError):
+        table = {}
+    times = [table[k] for k in (_machine_key(config.activation, level) for level in ISOLATION_LEVELS)
+             if isinstance(table.get(k), (int, float)) and table[k] > 0]
+    t = config.training
+    return float(max(t.budget_floor_s, t.budget_factor * max(times))) if times else float(t.budget_floor_s)
+
+
+def training_spec(config: CourseConfig, seed: int, split: str, budget: float | None = None) -> dict[str, np.ndarray]:
+    """What ``bplab_training.train`` needs to run the grader's training check: the seed, the split it
+    is evaluated on ("test" for the graded tests, "valid" for the public self-check), the target, the
+    schedule, the budget, the HYPERPARAMS bounds and the grader's init and plateau rules."""
+    t, b = config.training, config.bounds
+    spec = {"seed": seed, "split": split, "activation": config.activation, "target": t.target_error,
+            "eval_every_epochs": t.eval_every_epochs, "max_epochs": t.max_epochs,
+            "budget_s": notebook_budget(config) if budget is None else budget, "grace_s": BUDGET_GRACE_S,
+            "bounds": np.array([b.n_hidden, b.learning_rate, b.batch_size, b.epochs], dtype=np.float64),
+            "init_rows": INIT_ROWS, "init_min_error": INIT_MIN_ERROR,
+            "plateau": np.array([PLATEAU_ERROR, PLATEAU_WINDOW, PLATEAU_SPREAD], dtype=np.float64)}
+    return {k: np.asarray(v) for k, v in spec.items()}
+
+
+def _training_tests(config: CourseConfig, budget: float | None = None) -> list[ReleaseTest]:
+    """One test per step of the grader's scale, all sharing one MNIST run with the grader's seed."""
+    data = training_spec(config, config.seed("training"), "test", budget)
+    steps = training_steps(config)
+    return [ReleaseTest("training", (f"MNIST test error below {error:.0%} within the budget" if i == len(steps) - 1
+                                     else f"MNIST test error below {error:.0%}"), p, True,
+                        "training_reaches", TRAINING_ARGS, data, (error, i == len(steps) - 1))
+            for i, (error, p) in enumerate(steps)]
 
 
 def _extension_tests(config: CourseConfig, ref: ModuleType) -> dict[str, list[ReleaseTest]]:
@@ -211,7 +245,7 @@ def _extension_tests(config: CourseConfig, ref: ModuleType) -> dict[str, list[Re
 SELF_CHECK = "public self-check (0 points)"
 
 
-def _self_checks(config: CourseConfig, ref: ModuleType) -> dict[str, ReleaseTest]:
+def _self_checks(config: CourseConfig, ref: ModuleType, budget: float | None = None) -> dict[str, ReleaseTest]:
     """0-point public tests on public data, so that students' ``otter check`` covers every question."""
     toy = public_toy(config.activation)
     data = _many([toy], ref, probs=True, grads=True)
@@ -220,49 +254,61 @@ def _self_checks(config: CourseConfig, ref: ModuleType) -> dict[str, ReleaseTest
     sgd = {f"case0.p{k}": v for k, v in case.params.items()}
     sgd |= {f"case0.g{k}": rng.standard_normal(v.shape) for k, v in case.params.items()}
     sgd["case0.lr"] = np.asarray(0.1)
-    spec = dict(PROXY_TASK, seed=20242, target=config.training.target_error,
-                learning_rate=float(ref.SUGGESTED_HYPERPARAMS[config.activation]["learning_rate"]))
+    spec = training_spec(config, 20242, "valid", budget)
     fb = ("forward", "backward")
     return {
         "gradients": ReleaseTest("gradients", SELF_CHECK, 0.0, False, "gradients_match_all", fb, data),
         "minibatch": ReleaseTest("minibatch", SELF_CHECK, 0.0, False, "batch_is_mean", fb, data),
         "sgd_step": ReleaseTest("sgd_step", SELF_CHECK, 0.0, False, "sgd_exact", ("sgd_step",), sgd),
-        "training": ReleaseTest("training", SELF_CHECK, 0.0, False, "training_reaches",
-                                ("init_params", "forward", "backward", "sgd_step"),
-                                {k: np.asarray(v) for k, v in spec.items()}, (config.training.target_error,)),
+        "training": ReleaseTest("training", SELF_CHECK + ": MNIST validation error", 0.0, False,
+                                "training_reaches", TRAINING_ARGS, spec, (config.training.target_error, True)),
     }
 
 
-def build_tests(config: CourseConfig, ref: ModuleType | None = None) -> list[ReleaseTest]:
+def build_tests(config: CourseConfig, ref: ModuleType | None = None, budget: float | None = None) -> list[ReleaseTest]:
     """Every otter/nbgrader test of the release, in rubric order, with its expected values.
 
     Per check: its public 0-point self-check first (forward's public test is the graded toy case),
     then the tests that mirror the grader's, with the grader's points.
     """
     ref = ref or load_reference(config.activation)
-    public = _self_checks(config, ref)
+    public = _self_checks(config, ref, budget)
     groups = {"forward": _forward_tests(config, ref), "gradients": _gradient_tests(config, ref),
               "minibatch": _minibatch_tests(config, ref), "sgd_step": _sgd_tests(config),
-              "training": _training_tests(config, ref)} | _extension_tests(config, ref)
+              "training": _training_tests(config, budget)} | _extension_tests(config, ref)
     return [t for check, tests in groups.items() for t in ([public[check]] if check in public else []) + tests]
 
 
-def run_tests(tests: list[ReleaseTest], namespace: dict | ModuleType) -> list[tuple[ReleaseTest, float, str]]:
+def run_tests(tests: list[ReleaseTest], namespace: dict | ModuleType,
+              with_training: bool = True) -> list[tuple[ReleaseTest, float, str]]:
     """Run the tests in-process against the functions in ``namespace``: (test, score, failure message).
 
     Only for trusted code (the reference, the skeleton, our own mutants): it runs in this process.
+    The training tests train on the grader's MNIST cache (``BPLAB_MNIST`` when set); without
+    ``with_training`` they are left out of the results.
     """
+    import os
+    from ..mnist import mnist_dir
     names = namespace if isinstance(namespace, dict) else vars(namespace)
     results = []
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)
-        for test in tests:
-            fn = getattr(nbchecks, test.function)
-            try:
-                fn(*(names.get(a) for a in test.args), test.data, *test.extra)
-                results.append((test, test.points, ""))
-            except AssertionError as exc:
-                results.append((test, 0.0, str(exc)))
+    before = os.environ.get(nbtraining.MNIST_ENV)
+    if not before:
+        os.environ[nbtraining.MNIST_ENV] = str(mnist_dir())
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for test in tests:
+                if test.check_id == "training" and not with_training:
+                    continue
+                fn = getattr(nbchecks, test.function)
+                try:
+                    fn(*(names.get(a) for a in test.args), test.data, *test.extra)
+                    results.append((test, test.points, ""))
+                except AssertionError as exc:
+                    results.append((test, 0.0, str(exc)))
+    finally:
+        if not before:
+            os.environ.pop(nbtraining.MNIST_ENV, None)
     return results
 
 

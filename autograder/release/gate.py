@@ -10,7 +10,8 @@ Subjects, each graded by ``autograder.grade.grade_source`` with the year's confi
 
 Each subject is also run through the otter/nbgrader checks (:mod:`.nbchecks` with the release's
 expected values, in-process: these are our own trusted sources); their per-check scores must agree
-with the grader's (training aside for mutants, which the gate grades without training).
+with the grader's (training aside for mutants, which the gate grades without training; the otter/nbgrader
+training tests train in-process on the grader's MNIST cache).
 """
 from __future__ import annotations
 
@@ -87,7 +88,7 @@ def _agreement(report: GradeReport, tests: list[ReleaseTest], source: str, name:
     ``all_pass``: every test, the 0-point public self-checks included, must pass (the reference).
     """
     try:
-        results = run_tests(tests, _namespace(source, name))
+        results = run_tests(tests, _namespace(source, name), with_training=include_training)
     except Exception as exc:  # noqa: BLE001 - reported as a gate miss
         return False, f"could not run: {type(exc).__name__}: {exc}"
     ours, theirs = by_check(results), report.by_check()
@@ -135,7 +136,7 @@ def _skeleton_row(config: CourseConfig, env: Environment, tests: list[ReleaseTes
     report = grade_source(skeleton, env, "skeleton")
     problems = [f"{r.name}: {r.score:g} points, message {r.message.splitlines()[0][:120]!r}"
                 for r in report.results if not _is_helpful_zero(r)]
-    ours = by_check(run_tests(tests, _namespace(skeleton, "skeleton")))
+    ours = by_check(run_tests(tests, _namespace(skeleton, "skeleton"), with_training=env.data is not None))
     agree_ok = all(v == 0 for v in ours.values())
     agree = "agree (0)" if agree_ok else "differ: " + ", ".join(f"{c}={v:g}" for c, v in ours.items() if v)
     ok = not problems and report.score == 0 and agree_ok

@@ -18,10 +18,10 @@ import nbformat
 
 from ..config import CourseConfig
 from ..errors import UserError
-from . import nbchecks
+from . import nbchecks, nbtraining
 from .expected import ReleaseTest, save_hidden
 from .tooling import tool_command
-from .notebook import CHECKS_MODULE, NOTEBOOK, extension_cell, intro, module_cells, questions
+from .notebook import CHECKS_MODULE, NOTEBOOK, TRAINING_MODULE, extension_cell, intro, module_cells, questions
 
 SCHEMA = 3
 
@@ -92,8 +92,14 @@ c = get_config()
 os.environ.setdefault("BPLAB_HIDDEN", str(pathlib.Path(__file__).resolve().parent / "hidden" / {hidden!r}))
 c.CourseDirectory.course_id = {course!r}
 c.CourseDirectory.root = "."
-# the synthetic training test trains a small network; give it time beyond the 30 s default
-c.ExecutePreprocessor.timeout = 120
+# MNIST for the training tests: the backprop-lab cache's .npy split (train/, valid/, test/); set BPLAB_MNIST
+# to it before running nbgrader (or uncomment and edit the next line)
+# os.environ.setdefault("BPLAB_MNIST", "/path/to/data/cache/mnist")
+# one BLAS thread in the grading kernel, as the backprop-lab grader's worker (the budget is in CPU seconds)
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+# a training test trains on MNIST for up to its budget of {budget:.0f} CPU seconds, plus the evaluations
+c.ExecutePreprocessor.timeout = {timeout}
 """
 
 
@@ -115,7 +121,10 @@ def build_nbgrader(config: CourseConfig, tests: list[ReleaseTest], dst: Path) ->
     source.mkdir(parents=True, exist_ok=True)
     nbformat.write(source_notebook(config, tests), source / NOTEBOOK)
     shutil.copyfile(Path(nbchecks.__file__), source / f"{CHECKS_MODULE}.py")
-    (dst / "nbgrader_config.py").write_text(CONFIG.format(course=f"{aid}-{config.year}", hidden=f"{aid}.npz"),
+    shutil.copyfile(Path(nbtraining.__file__), source / f"{TRAINING_MODULE}.py")
+    budget = max(float(t.data["budget_s"]) for t in tests if t.check_id == "training")
+    (dst / "nbgrader_config.py").write_text(CONFIG.format(course=f"{aid}-{config.year}", hidden=f"{aid}.npz",
+                                                          budget=budget, timeout=int(4 * budget + 120)),
                                             encoding="utf-8")
     save_hidden(dst / "hidden" / f"{aid}.npz", tests)
     proc = run_nbgrader(["generate_assignment", aid, "--force"], dst)
@@ -145,8 +154,15 @@ One locked grade cell per test, with the grader's points (the public self-checks
 worth 0, so `nbgrader validate` fails them). The hidden cases and their expected values are in
 `hidden/{aid}.npz` only, read at grading time through `BPLAB_HIDDEN` (set by `nbgrader_config.py`);
 no cell holds them, so feedback cannot show them. If you copy `source/{aid}/` into another course,
-copy `hidden/{aid}.npz` too and set `BPLAB_HIDDEN` to it. The training test trains on a synthetic stand-in for
-MNIST (no time budget). nbgrader runs student code unsandboxed, one notebook at a time; the
+copy `hidden/{aid}.npz` too and set `BPLAB_HIDDEN` to it.
+
+**MNIST.** The training tests train on real MNIST with the grader's loop, schedule, target and
+partial-credit scale, in CPU seconds of the grading kernel. They read the backprop-lab cache's `.npy`
+split (`train/`, `valid/`, `test/`, each `X.npy` and `y.npy`; `backprop-lab data fetch` makes it under
+`data/cache/mnist`): set `BPLAB_MNIST` to that folder before `nbgrader autograde` (or in
+`nbgrader_config.py`), or put its path into `bplab_mnist.txt` next to the notebook, or copy it there
+as `mnist/`; `BACKPROP_LAB_CACHE` is tried last. Without it the training tests fail with a message
+naming the paths they tried. nbgrader runs student code unsandboxed, one notebook at a time; the
 backprop-lab grader (`../gradescope/`, `../autograder/`) is the sandboxed one.
 """
 

@@ -17,9 +17,10 @@ from ..handout.markers import Code, SolutionBlock, SolutionLine, parse
 from ..handout.skeleton import _enclosing_function, stub_message
 from ..paths import SOLUTIONS_DIR
 from ..reference import set_activation_line
-from .expected import ReleaseTest
+from .expected import ReleaseTest, notebook_budget
 
 CHECKS_MODULE = "bplab_checks"
+TRAINING_MODULE = "bplab_training"  # autograder/release/nbtraining.py, imported by bplab_checks.py
 NOTEBOOK = "backprop_lab.ipynb"
 
 
@@ -80,8 +81,8 @@ def extension_cell(config: CourseConfig, markers: Markers) -> str | None:
 def intro(config: CourseConfig) -> str:
     return (f"# {config.name}: backprop lab ({config.year})\n\n"
             f"Implement a one-hidden-layer network in numpy. **This year's hidden activation is "
-            f"`{config.activation}`.** Write `init_params`, `forward`, `backward` and `sgd_step` in the next "
-            "cell (the docstrings give every shape; keep the names and signatures), run it, then run the "
+            f"`{config.activation}`.** Write `init_params`, `forward`, `backward` and `sgd_step` in the first code "
+            "cell below (the docstrings give every shape; keep the names and signatures), run it, then run the "
             "test cells. Shapes are batch-major: `X` is `(N, n_in)`, `Y` one-hot `(N, n_out)`.\n\n"
             f"The tests call `{CHECKS_MODULE}.py` (next to this notebook). Public tests check your code on "
             "a public toy case; hidden tests use this year's hidden cases. Points per part: "
@@ -92,9 +93,14 @@ def intro(config: CourseConfig) -> str:
 def _training_prompt(config: CourseConfig) -> str:
     steps = sorted(PARTIAL_SCALE, key=lambda ef: -ef[0])
     scale = "; ".join(f"below {e:.0%}: {f:.0%}" for e, f in steps)
-    return (f"A small network (32 hidden units) is trained with YOUR four functions by plain minibatch SGD on a "
-            f"synthetic 4-class task (a stand-in for MNIST, which the backprop-lab grader uses). Full points for "
-            f"a test error below {config.training.target_error:.0%} within 5 epochs; partial credit: {scale}.")
+    t = config.training
+    return (f"The network is trained on MNIST (50,000 training images) with YOUR four functions and YOUR "
+            f"`HYPERPARAMS`, by the grader's own minibatch SGD loop, and evaluated on the 10,000 test images "
+            f"every {t.eval_every_epochs:g} epoch (at most {t.max_epochs} epochs). Full points for a test error "
+            f"below {t.target_error:.0%} within the budget of {notebook_budget(config):.0f} CPU seconds of "
+            f"training; partial credit for the best test error seen: {scale}. The public self-check does the "
+            "same on the validation images. MNIST (its `.npy` split) is found through the environment variable "
+            "`BPLAB_MNIST`, a file `bplab_mnist.txt` holding its path, or a folder `mnist/` next to this notebook.")
 
 
 PROMPTS = {

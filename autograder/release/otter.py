@@ -20,12 +20,14 @@ from pathlib import Path
 import nbformat
 import yaml
 
+from .. import gradcheck
 from ..config import CourseConfig
 from ..errors import UserError
-from . import nbchecks
+from . import nbchecks, nbtraining
 from .expected import ReleaseTest, save_hidden
 from .tooling import tool_command
-from .notebook import CHECKS_MODULE, NOTEBOOK, extension_cell, intro, module_cells, questions
+from .walkthrough import IGNORE, walkthrough_cells, walkthrough_order
+from .notebook import CHECKS_MODULE, NOTEBOOK, TRAINING_MODULE, extension_cell, intro, module_cells, questions
 
 DATA = f"{CHECKS_MODULE}.unpack"
 
@@ -62,24 +64,36 @@ def test_cell(test: ReleaseTest) -> str:
         "", f"{name}({', '.join(test.args)})"])
 
 
-def assignment_config(config: CourseConfig) -> str:
-    cfg = {"name": f"{config.assignment}-{config.year}", "requirements": ["numpy"],
-           "files": [f"{CHECKS_MODULE}.py"], "export_cell": False, "init_cell": True,
-           "check_all_cell": False, "run_tests": True, "strip_solutions_from_all_cells": True,
+def assignment_config(config: CourseConfig, self_test: bool = True) -> str:
+    cfg = {"name": f"{config.assignment}-{config.year}", "requirements": ["numpy", "threadpoolctl"],
+           "files": [f"{CHECKS_MODULE}.py", f"{TRAINING_MODULE}.py", "gradcheck.py"], "export_cell": False, "init_cell": True,
+           "check_all_cell": False, "run_tests": bool(self_test), "strip_solutions_from_all_cells": True,
            "tests": {"files": True, "ok_format": False}}
     return "# ASSIGNMENT CONFIG\n" + yaml.safe_dump(cfg, sort_keys=False)
 
 
-def master_notebook(config: CourseConfig, tests: list[ReleaseTest]) -> nbformat.NotebookNode:
+def _walkthrough_cell(kind: str, cell_id: str, source: str) -> nbformat.NotebookNode:
+    if kind == "markdown":
+        return nbformat.v4.new_markdown_cell(source.rstrip("\n"), metadata={"backprop_lab": {"role": "walkthrough"}})
+    return nbformat.v4.new_code_cell(source.rstrip("\n"), metadata=json.loads(json.dumps(IGNORE)))
+
+
+def master_notebook(config: CourseConfig, tests: list[ReleaseTest], self_test: bool = True) -> nbformat.NotebookNode:
+    """Config, intro, the handout's walkthrough around the implementation cells (its code cells tagged
+    ``otter_ignore``), then one question per check with its tests."""
     nb = nbformat.v4.new_notebook()
     _kernel_metadata(nb)
     implementation, helpers = module_cells(config, OtterMarkers())
-    cells = [nbformat.v4.new_raw_cell(assignment_config(config)), nbformat.v4.new_markdown_cell(intro(config)),
-             nbformat.v4.new_code_cell(implementation, metadata={"backprop_lab": {"role": "implementation"}}),
-             nbformat.v4.new_code_cell(helpers, metadata={"backprop_lab": {"role": "helpers"}})]
+    before, after = walkthrough_cells(config)
+    cells = [nbformat.v4.new_raw_cell(assignment_config(config, self_test)),
+             nbformat.v4.new_markdown_cell(intro(config) + "\n\n" + walkthrough_order())]
+    cells += [_walkthrough_cell(*c) for c in before]
+    cells += [nbformat.v4.new_code_cell(implementation, metadata={"backprop_lab": {"role": "implementation"}}),
+              nbformat.v4.new_code_cell(helpers, metadata={"backprop_lab": {"role": "helpers"}})]
     extensions = extension_cell(config, OtterMarkers())
     if extensions is not None:
         cells.append(nbformat.v4.new_code_cell(extensions, metadata={"backprop_lab": {"role": "extensions"}}))
+    cells += [_walkthrough_cell(*c) for c in after]
     for q in questions(config, tests):
         cells += [nbformat.v4.new_raw_cell(f"# BEGIN QUESTION\nname: {q.check_id}\n"),
                   nbformat.v4.new_markdown_cell(f"## {q.check_id} ({q.points:g} points)\n\n{q.prompt}"),
@@ -100,15 +114,23 @@ def run_otter(args: list[str], cwd: Path, timeout: float = 300, env: dict | None
     return subprocess.run(otter_command() + args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full)
 
 
-def build_otter(config: CourseConfig, tests: list[ReleaseTest], dst: Path) -> list[str]:
-    """Write the master notebook and the checks module into ``dst`` and run ``otter assign`` there."""
+def build_otter(config: CourseConfig, tests: list[ReleaseTest], dst: Path, self_test: bool = True) -> list[str]:
+    """Write the master notebook and the checks module into ``dst`` and run ``otter assign`` there.
+
+    ``self_test``: otter assign grades the solutions with every test, so the reference trains on MNIST
+    (tens of seconds); the release does it when it trains (its gate trained the reference already).
+    """
     dst = Path(dst)
     dst.mkdir(parents=True, exist_ok=True)
-    nbformat.write(master_notebook(config, tests), dst / NOTEBOOK)
+    nbformat.write(master_notebook(config, tests, self_test), dst / NOTEBOOK)
     shutil.copyfile(Path(nbchecks.__file__), dst / f"{CHECKS_MODULE}.py")
+    shutil.copyfile(Path(nbtraining.__file__), dst / f"{TRAINING_MODULE}.py")
+    shutil.copyfile(Path(gradcheck.__file__), dst / "gradcheck.py")  # the walkthrough's finite differences
     hidden = dst / nbchecks.HIDDEN_FILE  # instructor-side; otter assign's own test run reads it via the env
     save_hidden(hidden, tests)
-    proc = run_otter(["assign", "-v", NOTEBOOK, "dist"], cwd=dst, env={nbchecks.HIDDEN_ENV: str(hidden)})
+    from ..mnist import mnist_dir  # otter assign runs the tests on the solutions: MNIST from the grader's cache
+    env = {nbchecks.HIDDEN_ENV: str(hidden), nbtraining.MNIST_ENV: os.environ.get(nbtraining.MNIST_ENV) or str(mnist_dir())}
+    proc = run_otter(["assign", "-v", NOTEBOOK, "dist"], cwd=dst, env=env)
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-12:])
         raise UserError(f"`otter assign` failed on the master notebook (exit {proc.returncode}):\n{tail}")
@@ -150,16 +172,26 @@ def honest_student_tests(folder: Path, tests: list[ReleaseTest]) -> None:
 
 README = """# otter-grader version of the {year} release
 
-- `{notebook}`: the master notebook (solutions, all tests). Rebuild with `otter assign {notebook} dist`.
-- `dist/student/`: what students get (notebook with stubs, `bplab_checks.py`, public tests in `tests/`).
-  Students check themselves with `otter check {notebook}` in that folder.
+- `{notebook}`: the master notebook (solutions, all tests, the handout's walkthrough). Rebuild with
+  `otter assign {notebook} dist`.
+- `dist/student/`: what students get (notebook with stubs, `bplab_checks.py`, `bplab_training.py`,
+  `gradcheck.py`, public tests in `tests/`). Students check themselves with `otter check {notebook}`
+  in that folder.
 - `autograder.zip` (= `dist/autograder/*.zip`): every test, hidden ones included (instructor-side).
 
 Grade one submission without Docker:  `otter run -a autograder.zip SUBMISSION.ipynb -o OUT`
 (writes `OUT/results.json`). `otter grade` (a whole class) always runs in Docker containers, and the
-zip can be uploaded to Gradescope as an otter autograder. The training test uses a synthetic
-stand-in for MNIST and has no time budget; the backprop-lab grader (`../gradescope/`) is the
-sandboxed one. otter runs student code unsandboxed in its own kernel.
+zip can be uploaded to Gradescope as an otter autograder.
+
+**MNIST.** The training test trains on real MNIST with the grader's loop, schedule, target and
+partial-credit scale, in CPU seconds of the grading kernel. It reads the backprop-lab cache's `.npy`
+split (`train/`, `valid/`, `test/`, each `X.npy` and `y.npy`; `backprop-lab data fetch` makes it
+under `data/cache/mnist`): set `BPLAB_MNIST` to that folder (for `otter run` and `otter check`), or
+put its path into `bplab_mnist.txt` next to the notebook, or copy (or link) it there as `mnist/`;
+`BACKPROP_LAB_CACHE` is tried last. Without it the training tests fail with a message naming the
+paths they tried. The budget is in CPU seconds of the kernel: grade with `OPENBLAS_NUM_THREADS=1`
+(one BLAS thread, as the backprop-lab grader's worker). The walkthrough cells are tagged `otter_ignore` (not run when grading). otter runs
+student code unsandboxed in its own kernel; the backprop-lab grader (`../gradescope/`) is the sandboxed one.
 """
 
 
