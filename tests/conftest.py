@@ -9,7 +9,10 @@ Tests must not modify what these fixtures return: every test of the session shar
 """
 from __future__ import annotations
 
-from typing import Callable
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import pytest
 
@@ -20,6 +23,10 @@ from autograder.sandbox.launch import reap_children
 from autograder.sandbox.level import Isolation, detect
 
 PreparedEnv = Callable[..., Environment]
+
+if TYPE_CHECKING:
+    from autograder.config import CourseConfig
+    from autograder.release.build import Build
 
 
 @pytest.fixture(autouse=True)
@@ -68,3 +75,35 @@ def grading_env(prepared_env: PreparedEnv) -> Environment:
 def trained_env(prepared_env: PreparedEnv) -> Environment:
     """relu with training graded: MNIST loaded, the budget calibrated on this machine."""
     return prepared_env("relu", with_training=True)
+
+
+#: The course secret of the one full release the release tests share (any secret must pass the gate).
+RELEASE_SECRET = "course-secret-for-the-release-tests-6606"
+
+
+@dataclass
+class ReleaseRun:
+    """The one full ``release --year 2027`` of the session: what each step made (``build``: gate,
+    student view, tampering rows, tests), the published folder, and a config reading its secret."""
+    build: "Build"
+    out: Path
+    config: "CourseConfig"
+    tmp: Path
+
+
+@pytest.fixture(scope="session")
+def release_2027(tmp_path_factory) -> ReleaseRun:
+    """A full release with the real otter and nbgrader (gate with training, student view, tampering),
+    run ONCE per session and shared by test_release_build, _hidden and _tampering: each used to make
+    its own, minutes each. Tests must not modify it."""
+    pytest.importorskip("otter")
+    pytest.importorskip("nbgrader")
+    from autograder.release.build import run_release
+    from autograder.release.yearly import bind_secret, plan_release
+    tmp = tmp_path_factory.mktemp("release")
+    out = tmp / "dist" / "2027"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BACKPROP_LAB_SECRET", RELEASE_SECRET)
+        build = run_release(2027, out, progress=lambda m: print(m, file=sys.stderr, flush=True))  # -s shows it
+        config = bind_secret(plan_release(2027, "relu"), tmp / "secret")
+    return ReleaseRun(build, out, config, tmp)

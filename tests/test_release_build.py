@@ -12,39 +12,28 @@ from autograder.errors import UserError
 from autograder.release.build import ARTIFACTS, replace_dir
 from autograder.release.expected import load_expected
 
-pytestmark = pytest.mark.slow  # the gate trains the reference; otter assign and nbgrader generate_assignment run
+pytestmark = [pytest.mark.slow,  # the gate trains the reference; otter assign and nbgrader generate_assignment run
+              pytest.mark.xdist_group("release_2027")]  # one worker builds the shared release
 
-# A fixed course secret for the build test (the gate must pass for every secret).
-SECRET = "course-secret-for-the-build-test-6606"
-
-
-@pytest.fixture(scope="module")
-def released(tmp_path_factory):
-    pytest.importorskip("otter")
-    pytest.importorskip("nbgrader")
-    out = tmp_path_factory.mktemp("dist") / "2027"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("BACKPROP_LAB_SECRET", SECRET)
-        code = main(["release", "--year", "2027", "--out", str(out)])
-    return code, out
+from conftest import RELEASE_SECRET  # noqa: E402 - the one release of the session (tests/conftest.py)
 
 
-def test_release_builds_all_five_artifacts_behind_a_passing_gate(released, capsys):
-    code, out = released
-    assert code == 0
+def test_release_builds_all_five_artifacts_behind_a_passing_gate(release_2027):
+    out = release_2027.out
     for name in ARTIFACTS:
         assert (out / name).exists(), name
     record = json.loads((out / "release.json").read_text())
     assert record["year"] == 2027 and record["activation"] == "relu"
     assert record["gate"]["passed"] and record["gate"]["trained_reference"]
-    assert record["secret"]["development"] is False and SECRET not in json.dumps(record)
+    assert record["secret"]["development"] is False and RELEASE_SECRET not in json.dumps(record)
     assert set(record["artifacts"]) == {"handout.zip", "gradescope/autograder.zip"}
+    assert record["tampering"] and all("UNNOTICED" not in line for line in record["tampering"])
     assert "PASSED" in (out / "gate.txt").read_text()
     assert not list(out.parent.glob(".2027.*"))  # no staging folder left behind
 
 
-def test_artifacts_hold_what_they_promise(released):
-    _, out = released
+def test_artifacts_hold_what_they_promise(release_2027):
+    out = release_2027.out
     with zipfile.ZipFile(out / "handout.zip") as zf:
         assert "backprop-lab-2027/mlp.py" in zf.namelist()
     with zipfile.ZipFile(out / "gradescope" / "autograder.zip") as zf:

@@ -70,28 +70,26 @@ def test_hidden_file_round_trips_through_bplab_checks(year, monkeypatch):
 
 
 @pytest.mark.slow
-def test_the_real_student_view_holds_no_hidden_value(year):
-    pytest.importorskip("otter")
-    pytest.importorskip("nbgrader")
-    from autograder.release.nbgrader import assignment_id, build_nbgrader
-    from autograder.release.otter import build_otter
-    from autograder.release.studentview import student_view
-    config, tests, tmp = year
-    stage = tmp / "stage"
-    build_otter(config, tests, stage / "otter", self_test=False)  # otter run grades the subjects below
-    build_nbgrader(config, tests, stage / "nbgrader")
+@pytest.mark.xdist_group("release_2027")
+def test_the_real_student_view_holds_no_hidden_value(release_2027):
+    """What the release's student-view step received from the real tools (nbgrader autograde +
+    generate_feedback, otter run) for the failing gate subjects and the tampering subjects."""
+    from autograder.release.nbgrader import assignment_id
+    from autograder.release.studentview import SUBJECTS
+    build, out = release_2027.build, release_2027.out
+    tests, config = build.tests, release_2027.config
     aid = assignment_id(config)
-    source = nbformat.read(stage / "nbgrader" / "source" / aid / "backprop_lab.ipynb", as_version=4)
+    source = nbformat.read(out / "nbgrader" / "source" / aid / "backprop_lab.ipynb", as_version=4)
     assert all(nbchecks.pack(t.data) not in c.source for t in tests if t.hidden for c in source.cells)
-    view = student_view(stage, config).files
+    view = build.student_view
     feedback = [k for k in view if k.startswith("nbgrader feedback/") and k.endswith(".html")]
-    assert len(feedback) == 2
+    assert len(feedback) == len(SUBJECTS) + len(build.tamper_sources)
     assert hiddenscan.scan(view, tests) == []
-    # the hidden tests did run (they read the hidden file): a mutant keeps its hidden forward points
+    # the hidden tests did run (they read the hidden file): a mutant keeps its hidden gradient points
     results = json.loads(view["otter naive_softmax/results.json"])
     scores = {r["name"]: r.get("score") for r in results["tests"]}
     assert scores["gradients"] == config.rubric["gradients"] and scores["forward"] < config.rubric["forward"]
     html = re.sub(r"<[^>]+>", "", view[next(k for k in feedback if "grad_sign_flip" in k)].decode())
     assert "bplab_checks.hidden(" in html and "relative error" in html
-    assert not (stage / "otter" / "dist" / "student" / nbchecks.HIDDEN_FILE).exists()
-    assert not list((stage / "nbgrader" / "release").rglob("*.npz"))
+    assert not (out / "otter" / "dist" / "student" / nbchecks.HIDDEN_FILE).exists()
+    assert not list((out / "nbgrader" / "release").rglob("*.npz"))

@@ -6,77 +6,58 @@ import csv
 
 import pytest
 
-from autograder.handout.writer import render_assignment
 from autograder.mutants import mutant_sources
 from autograder.release import crosscheck as cc
-from autograder.release.expected import build_tests
 from autograder.release.otter import submission_notebook
-from autograder.release.tampering import SUBJECTS, sandboxed_scores, tamper_rows, tamper_sources
-from autograder.release.yearly import bind_secret, plan_release
+from autograder.release.tampering import SUBJECTS, sandboxed_scores, tamper_rows
 
-SECRET = "course-secret-for-the-tamper-test-7781"
 HONEST = "sgd_ascends"  # loses sgd_step and training in every grader: recorded == sandboxed without training
 
 
-@pytest.fixture(scope="module")
-def tools(tmp_path_factory):
-    pytest.importorskip("otter")
-    pytest.importorskip("nbgrader")
-    from autograder.release.nbgrader import build_nbgrader
-    from autograder.release.otter import build_otter
-    from autograder.release.studentview import student_view
-    tmp = tmp_path_factory.mktemp("tamper")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("BACKPROP_LAB_SECRET", SECRET)
-        plan = plan_release(2027, "relu")
-        config = bind_secret(plan, tmp / "secret")
-        tests = build_tests(config)
-        stage = tmp / "stage"
-        build_otter(config, tests, stage / "otter", self_test=False)  # otter run grades the subjects below
-        build_nbgrader(config, tests, stage / "nbgrader")
-        sources = tamper_sources(config, render_assignment(config)["mlp.py"])
-        sources[HONEST] = mutant_sources("relu")[HONEST]
-        view = student_view(stage, config, sources)
-        yield config, stage, sources, view, tmp
-
-
 @pytest.mark.slow
-def test_every_tampering_subject_scores_zero_or_is_flagged(tools):
-    config, stage, sources, view, _ = tools
-    tampers = {k: v for k, v in sources.items() if k in SUBJECTS}
-    rows = tamper_rows({k: v for k, v in view.scores.items() if k[1] in SUBJECTS},
-                       sandboxed_scores(config, stage, tampers))
+@pytest.mark.xdist_group("release_2027")
+def test_every_tampering_subject_scores_zero_or_is_flagged(release_2027):
+    """The release's tampering step: every subject, in both real tools, scores 0 or is flagged."""
+    build = release_2027.build
+    rows = build.tamper_rows
     assert len(rows) == 2 * len(SUBJECTS)
     assert all(r.ok for r in rows), [r.text() for r in rows]
     # the tampering is real: the tools recorded credit the sandboxed grader does not give
     for version in ("otter", "nbgrader"):
-        assert view.scores[(version, "tamper_checks_module")] > 50, view.scores
-        assert view.scores[(version, "tamper_builtins")] > 50, view.scores
+        assert build.recorded[(version, "tamper_checks_module")] > 50, build.recorded
+        assert build.recorded[(version, "tamper_builtins")] > 50, build.recorded
         assert any(r.flagged for r in rows if r.version == version)
     assert all(r.sandboxed == 0 for r in rows if r.subject != "tamper_numpy")
+    # and what the tampering step recomputes matches what the release recorded
+    tampers = {k: v for k, v in build.tamper_sources.items() if k in SUBJECTS}
+    again = tamper_rows({k: v for k, v in build.recorded.items() if k[1] in SUBJECTS},
+                        sandboxed_scores(release_2027.config, release_2027.out, tampers))
+    assert [r.text() for r in again] == build.tampering
 
 
 @pytest.mark.slow
-def test_crosscheck_flags_the_tampered_notebooks_of_a_class(tools):
-    config, stage, sources, view, tmp = tools
-    klass = tmp / "class"
+@pytest.mark.xdist_group("release_2027")
+def test_crosscheck_flags_the_tampered_notebooks_of_a_class(release_2027, tmp_path):
+    build, out, config = release_2027.build, release_2027.out, release_2027.config
+    sources = {**build.tamper_sources, HONEST: mutant_sources("relu")[HONEST]}
+    klass = tmp_path / "class"
     klass.mkdir()
-    student_nb = stage / "otter" / "dist" / "student" / "backprop_lab.ipynb"
+    student_nb = out / "otter" / "dist" / "student" / "backprop_lab.ipynb"
     for name, source in sources.items():
         submission_notebook(student_nb, source, klass / f"{name}.ipynb")
-    recorded = tmp / "final_grades.csv"
+    recorded = tmp_path / "final_grades.csv"
     with recorded.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["file", "forward", "total_points_earned", "percent_correct"])
         writer.writerow(["points-per-question", 15, 100, 1])
         for name in sources:
-            writer.writerow([f"/subs/{name}.ipynb", 0, view.scores[("otter", name)], 0])
-    rows = cc.crosscheck(klass, recorded, tmp / "out", with_training=False, config=config, jobs=2)
+            writer.writerow([f"/subs/{name}.ipynb", 0, build.recorded[("otter", name)], 0])
+    rows = cc.crosscheck(klass, recorded, tmp_path / "out", with_training=False, config=config, jobs=2)
     got = {r.student: r for r in rows}
-    expected_flags = {n for n in SUBJECTS if view.scores[("otter", n)] > 0.5}
+    expected_flags = {n for n in SUBJECTS if build.recorded[("otter", n)] > 0.5}
     assert {r.student for r in rows if r.flagged} == expected_flags
     assert not got[HONEST].flagged and got[HONEST].recorded == pytest.approx(got[HONEST].sandboxed)
-    text = (tmp / "out" / cc.CSV_NAME).read_text()
+    text = (tmp_path / "out" / cc.CSV_NAME).read_text()
     assert text.splitlines()[0] == "student,recorded,sandboxed,flagged,note"
 
 

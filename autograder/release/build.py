@@ -56,6 +56,7 @@ class Build:
     recorded: dict[tuple[str, str], float] = field(default_factory=dict)
     tamper_sources: dict[str, str] = field(default_factory=dict)
     tampering: list[str] = field(default_factory=list)
+    tamper_rows: list = field(default_factory=list)   # tampering.TamperRow per (tool, subject)
     made: set[str] = field(default_factory=set)
 
 
@@ -158,6 +159,7 @@ def _tampering(b: Build) -> None:
     from .tampering import sandboxed_scores, tamper_rows
     rows = tamper_rows({k: v for k, v in b.recorded.items() if k[1] in b.tamper_sources},
                        sandboxed_scores(b.config, b.stage, b.tamper_sources))
+    b.tamper_rows = rows
     b.tampering = [r.text() for r in rows]
     for line in b.tampering:
         b.progress(f"tampering: {line}")

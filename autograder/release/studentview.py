@@ -19,8 +19,10 @@ from ..errors import UserError
 from .notebook import NOTEBOOK
 from .zipping import folder_files
 
-#: gate subjects whose feedback is scanned: one fails hidden gradient/minibatch/training tests, one forward's
-SUBJECTS = ("grad_sign_flip", "naive_softmax")
+#: gate subjects whose feedback is scanned: one fails hidden gradient/minibatch/training tests, one forward's,
+#: one sgd_step's and training's (in every grader, so its recorded score is the sandboxed one: the honest
+#: subject of the crosscheck test)
+SUBJECTS = ("grad_sign_flip", "naive_softmax", "sgd_ascends")
 
 
 def subject_sources(config: CourseConfig, names=SUBJECTS) -> dict[str, str]:
