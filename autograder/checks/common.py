@@ -11,6 +11,7 @@ import numpy as np
 from ..config import CourseConfig
 from ..results import CheckResult
 from ..worker.session import Reply, WorkerSession
+from .registry import split_points, zero_results  # noqa: F401 - defined once, used by every check
 
 
 #: Diagnosis ids that describe a symptom or a bookkeeping fact, not a bug: never counted as bugs
@@ -108,21 +109,6 @@ def clean_traceback(text: str) -> str:
     if not frames:
         out = [line for line in out if not line.startswith("Traceback")]
     return "\n".join(out)
-
-
-def split_points(total: float, labels: list[str]) -> list[float]:
-    """Split a check's points evenly over its tests (last one takes the rounding)."""
-    if not labels:
-        return []
-    each = round(total / len(labels), 4)
-    return [each] * (len(labels) - 1) + [round(total - each * (len(labels) - 1), 4)]
-
-
-def zero_results(check_id: str, labels: list[str], total: float, message: str,
-                 diagnoses: list[str] | None = None) -> list[CheckResult]:
-    """Every test of a check failed for the same reason (not implemented, crash, ...)."""
-    return [CheckResult(check_id, label, 0.0, pts, message, list(diagnoses or []))
-            for label, pts in zip(labels, split_points(total, labels))]
 
 
 def failure_tag(reply: Reply) -> list[str]:

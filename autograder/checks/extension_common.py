@@ -7,12 +7,8 @@ import numpy as np
 from ..results import CheckResult
 from ..worker.session import Reply
 from .common import Context, explain_failure, failure_tag
+from .registry import LABELS  # noqa: F401 - the extension checks' labels
 
-LABELS = {
-    "l2": ["penalty value", "gradient of the penalized loss"],
-    "early_stopping": ["stop epoch on given validation curves", "best epoch on given validation curves"],
-    "dropout": ["expected value of the hidden layer", "gradient with a fixed mask"],
-}
 
 
 def _call(ctx: Context, function: str, arrays: dict[str, np.ndarray], order: list[str], **extra) -> Reply:

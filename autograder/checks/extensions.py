@@ -25,38 +25,30 @@ from ..boundary import check_array
 from ..gradcheck import mean_nll, numerical_gradient, relative_error
 from ..results import CheckResult
 from .cases import PARAM_KEYS, make_case
-from .common import Context, split_points, zero_results
+from .common import Context, split_points
+from .registry import EXTENSION_FUNCTIONS, EXTENSION_IDS, EXTENSIONS, enabled_extensions, spec
 from .extension_common import LABELS, _call, _close, _fail, _failed, _pass, _scalar
 from .extension_dropout import DROPOUT_DRAWS, DROPOUT_RATE, check_dropout
 
 __all__ = ["CHECKS", "DEFAULT_POINTS", "DROPOUT_DRAWS", "DROPOUT_RATE", "EXTENSION_IDS", "FUNCTIONS", "LABELS",
            "check_dropout", "check_early_stopping", "check_l2", "enabled_extensions", "expected_early_stopping", "run"]
 
-EXTENSION_IDS = ("l2", "early_stopping", "dropout")
-FUNCTIONS = {"l2": ("l2_penalty", "l2_penalty_grads"), "early_stopping": ("early_stopping",),
-             "dropout": ("dropout_forward", "dropout_backward")}
-DEFAULT_POINTS = {"l2": 5.0, "early_stopping": 5.0, "dropout": 5.0}
+FUNCTIONS = EXTENSION_FUNCTIONS
+DEFAULT_POINTS = {s.check_id: float(s.default_points) for s in EXTENSIONS}
 GRAD_TOL = 1e-6
-
-
-def enabled_extensions(config) -> list[str]:
-    """The extension ids course.toml switches on (none when the config predates extensions)."""
-    flags = getattr(config, "extensions", None) or {}
-    return [e for e in EXTENSION_IDS if flags.get(e)]
 
 
 def run(ctx: Context, only: list[str] | None = None) -> list[CheckResult]:
     """Every enabled extension's results (``only`` overrides the config's choice, e.g. in tests)."""
-    points = {**DEFAULT_POINTS, **(getattr(ctx.config, "extension_points", None) or {})}
     results: list[CheckResult] = []
     for ext in (only if only is not None else enabled_extensions(ctx.config)):
+        points = spec(ext).points(ctx.config)
         try:
-            results += CHECKS[ext](ctx, float(points[ext]))
+            results += CHECKS[ext](ctx, points)
         except Exception:  # noqa: BLE001 - a grader bug is reported, not hidden
             trace = traceback.format_exc(limit=-3)
-            results += zero_results(ext, LABELS[ext], float(points[ext]),
-                                    f"internal grader error while running this check; tell the course staff.\n{trace}",
-                                    ["grader_error"])
+            results += spec(ext).zero(ctx.config, "internal grader error while running this check; tell the course "
+                                                  f"staff.\n{trace}", ["grader_error"])
     return results
 
 

@@ -10,8 +10,9 @@ from ..results import CheckResult
 from .cases import Case, hidden_cases, make_case, public_toy
 from .tolerances import FLOAT32_FLOOR, reference_probs32, threshold
 from .common import Context, explain_failure, failure_tag, split_points
+from .registry import LABELS as REGISTRY_LABELS
 
-LABELS = ["public toy case", "hidden cases (incl. N=1)", "large logits (numerical stability)"]
+LABELS = REGISTRY_LABELS["forward"]
 
 
 def _variants(case: Case, activation: str) -> list[tuple[str, str, np.ndarray]]:

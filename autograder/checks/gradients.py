@@ -15,6 +15,7 @@ from .cases import (PARAM_KEYS, Case, fd_agrees_with_reference, hidden_cases, mn
                     reference_gradients, true_gradients, true_loss)
 from .common import Context, explain_failure, failure_tag, split_points, zero_results
 from .known_bugs import diagnose_gradient
+from .registry import LABELS
 from .tolerances import grad_scale, reference_gradients32, scaled_error, threshold
 
 PASS_FLOAT64 = 1e-6
@@ -126,7 +127,7 @@ def _shape_problem(key: str, checked, problems: list, shape: tuple[int, ...] = (
 
 def run(ctx: Context) -> list[CheckResult]:
     act = ctx.config.activation
-    labels = list(PARAM_KEYS)
+    labels = LABELS["gradients"]
     points = dict(zip(labels, split_points(ctx.config.rubric["gradients"], labels)))
     rel: dict[str, list[float]] = {k: [] for k in PARAM_KEYS}
     failures: dict[str, tuple[list[str], str]] = {}

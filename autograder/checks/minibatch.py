@@ -9,9 +9,10 @@ from ..gradcheck import best_scale
 from ..results import CheckResult
 from .cases import PARAM_KEYS, Case, make_case, reference_gradients
 from .common import Context, explain_failure, failure_tag, split_points, squeeze_to
+from .registry import LABELS as REGISTRY_LABELS
 from .tolerances import grad_scale, reference_gradients32, reference_probs32, scaled_error, threshold
 
-LABELS = ["mean of per-example gradients", "rows independent", "N=1 and odd N", "inputs not mutated"]
+LABELS = REGISTRY_LABELS["minibatch"]
 
 
 def _described(reply) -> dict | None:

@@ -8,8 +8,9 @@ from ..gradcheck import relative_error
 from ..results import CheckResult
 from .cases import PARAM_KEYS, make_case
 from .common import Context, explain_failure, failure_tag, split_points
+from .registry import LABELS as REGISTRY_LABELS
 
-LABELS = ["exact update for every key", "gradients left unchanged"]
+LABELS = REGISTRY_LABELS["sgd_step"]
 
 
 def matches(new: np.ndarray, x: np.ndarray, p: np.ndarray, g: np.ndarray, lr: float, rtol: float) -> bool:

@@ -13,6 +13,7 @@ import json
 import re
 from pathlib import Path
 
+from ..checks.registry import EXTENSION_FUNCTIONS
 from ..errors import UserError
 from ..paths import SOLUTIONS_DIR
 from .markers import Code, SolutionBlock, SolutionLine, parse
@@ -21,8 +22,7 @@ from .skeleton import stub_message
 EXTENSIONS_SOURCE = "extensions.py"
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "public_tests_extensions.py"
 #: the functions each extension asks for, in the order they appear in the handout
-FUNCTIONS = {"l2": ("l2_penalty", "l2_penalty_grads"), "early_stopping": ("early_stopping",),
-             "dropout": ("dropout_forward", "dropout_backward")}
+FUNCTIONS = EXTENSION_FUNCTIONS  # autograder/checks/registry.py
 _ENABLED_LINE = re.compile(r"^EXTENSIONS = .*$", re.MULTILINE)
 _DEF = re.compile(r"^(?P<indent>[ \t]*)def[ \t]+(?P<name>\w+)[ \t]*\(")
 
