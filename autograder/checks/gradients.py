@@ -27,7 +27,12 @@ _TRUTH: dict[str, dict[str, np.ndarray]] = {}   # per case: the same for every s
 
 def cases(ctx: Context) -> list[Case]:
     """The public toy plus two hidden cases, each verified to be well conditioned for FD."""
-    return [public_toy(ctx.config.activation)] + hidden_cases(ctx.config, "gradients", count=2)
+    return gradient_cases(ctx.config)
+
+
+def gradient_cases(config) -> list[Case]:
+    """The cases of this check, from the config's seeds (the otter/nbgrader tests use the same)."""
+    return [public_toy(config.activation)] + hidden_cases(config, "gradients", count=2)
 
 
 def _key(ctx: Context, case: Case, extra: str = "") -> str:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..boundary import check_array, tolerance
+from .. import judges
+from ..boundary import check_array
 from ..gradcheck import relative_error
 from ..results import CheckResult
 from .cases import PARAM_KEYS, make_case
@@ -13,29 +14,7 @@ from .registry import LABELS as REGISTRY_LABELS
 LABELS = REGISTRY_LABELS["sgd_step"]
 
 
-def matches(new: np.ndarray, x: np.ndarray, p: np.ndarray, g: np.ndarray, lr: float, rtol: float) -> bool:
-    """``new`` equals ``x`` up to rounding in ``new``'s dtype. The scale is the size of the operands,
-    |p| + lr*|g|, not of the result: where p and lr*g nearly cancel, a correct float32 update is off by
-    float32 rounding of the operands, which is large relative to the small result."""
-    with np.errstate(all="ignore"):
-        return bool(np.all(np.abs(new - x) <= rtol * (np.abs(p) + lr * np.abs(g)) + 1e-14))
-
-
-def _diagnose(key: str, new: np.ndarray, p: np.ndarray, g: np.ndarray, lr: float) -> tuple[str, str]:
-    def close(x: np.ndarray) -> bool:
-        return matches(new, x, p, g, lr, tolerance(new.dtype, 1e-10, 1e-5))
-
-    if close(p + lr * g):
-        return "sgd_ascends", f"{key} moved UP the gradient (p + lr*g): gradient descent subtracts, p - lr*g"
-    if close(p):
-        return "sgd_skips_key", f"{key} was not updated at all: every parameter must take a step"
-    if close(p - g):
-        return "sgd_ignores_lr", f"{key} moved by the full gradient: multiply it by learning_rate"
-    if close(-lr * g) or close(lr * g):
-        return "sgd_returns_step", f"{key} holds only the step (lr*g), not the updated parameter p - lr*g"
-    if close(p - lr * lr * g) or close(p - g / lr):
-        return "sgd_wrong_lr_use", f"{key} uses the learning rate the wrong way (p - lr*g is the rule)"
-    return "sgd_wrong", f"{key} is not p - lr*g"
+matches = judges.sgd_matches  # the rule, shipped verbatim (autograder/judges.py)
 
 
 def _judge(reply, params, grads, lr) -> tuple[list[tuple[str, str]], set[str], dict[str, np.ndarray]]:
@@ -58,11 +37,11 @@ def _judge(reply, params, grads, lr) -> tuple[list[tuple[str, str]], set[str], d
             wrong.append(("wrong_shape", checked.problem))
             continue
         values[key] = checked.value
-        expected = params[key] - lr * grads[key]
-        if matches(checked.value, expected, params[key], grads[key], lr, tolerance(checked.value.dtype, 1e-12, 1e-6)):
+        verdict = judges.sgd_key(key, checked.value, params[key], grads[key], lr)
+        if verdict.passed:
             right.add(key)
         else:
-            wrong.append(_diagnose(key, checked.value, params[key], grads[key], lr))
+            wrong.append((verdict.diagnoses[0], verdict.message))
     return wrong, right, values
 
 
@@ -87,19 +66,26 @@ def _stateful(calls: list[tuple]) -> tuple[str, str]:
                             "params, grads and learning_rate")
 
 
-def run(ctx: Context) -> list[CheckResult]:
-    """Three calls on the same worker: (p1, g1, lr1), (p2, g2, lr2), then (p1, g1, lr1) again; every
-    result must be exactly p - lr*g, and the third must equal the first."""
-    pts = split_points(ctx.config.rubric["sgd_step"], LABELS)
-    rng = np.random.default_rng(ctx.config.seed("sgd_step"))
+def cases(config) -> list[tuple[dict, dict, float]]:
+    """[(params, grads, lr), (params2, grads2, lr2)] from the config's seed; the grader calls sgd_step on
+    the first, the second, then the first again (the otter/nbgrader tests use the same draws)."""
+    rng = np.random.default_rng(config.seed("sgd_step"))
     case = make_case("sgd case", rng, int(rng.integers(3, 15)), int(rng.integers(2, 10)), int(rng.integers(2, 8)),
-                     3, ctx.config.activation)
+                     3, config.activation)
     params = case.params
     grads = {k: rng.standard_normal(v.shape) for k, v in params.items()}
     lr = float(rng.uniform(0.05, 0.9))
     params2 = {k: rng.standard_normal(v.shape) for k, v in params.items()}
     grads2 = {k: rng.standard_normal(v.shape) for k, v in params.items()}
     lr2 = float(rng.uniform(0.05, 0.9))
+    return [(params, grads, lr), (params2, grads2, lr2)]
+
+
+def run(ctx: Context) -> list[CheckResult]:
+    """Three calls on the same worker: (p1, g1, lr1), (p2, g2, lr2), then (p1, g1, lr1) again; every
+    result must be exactly p - lr*g, and the third must equal the first."""
+    pts = split_points(ctx.config.rubric["sgd_step"], LABELS)
+    (params, grads, lr), (params2, grads2, lr2) = cases(ctx.config)
     replies = []
     for p, g, step in ((params, grads, lr), (params2, grads2, lr2), (params, grads, lr)):
         arrays = {f"p_{k}": v for k, v in p.items()} | {f"g_{k}": v for k, v in g.items()}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import nbformat
 
 from ..config import CourseConfig
 from ..errors import UserError
-from . import nbchecks
+from . import nbchecks, shipped
 from .expected import ReleaseTest, save_hidden
 from .tooling import tool_command
 from .notebook import CHECKS_MODULE, NOTEBOOK, extension_cell, intro, module_cells, questions
@@ -114,7 +113,7 @@ def build_nbgrader(config: CourseConfig, tests: list[ReleaseTest], dst: Path) ->
     source = dst / "source" / aid
     source.mkdir(parents=True, exist_ok=True)
     nbformat.write(source_notebook(config, tests), source / NOTEBOOK)
-    shutil.copyfile(Path(nbchecks.__file__), source / f"{CHECKS_MODULE}.py")
+    shipped.copy_to(source)  # bplab_checks.py and the judges it calls
     (dst / "nbgrader_config.py").write_text(CONFIG.format(course=f"{aid}-{config.year}", hidden=f"{aid}.npz"),
                                             encoding="utf-8")
     save_hidden(dst / "hidden" / f"{aid}.npz", tests)

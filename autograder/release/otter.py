@@ -22,7 +22,7 @@ import yaml
 
 from ..config import CourseConfig
 from ..errors import UserError
-from . import nbchecks
+from . import nbchecks, shipped
 from .expected import ReleaseTest, save_hidden
 from .tooling import tool_command
 from .notebook import CHECKS_MODULE, NOTEBOOK, extension_cell, intro, module_cells, questions
@@ -64,7 +64,7 @@ def test_cell(test: ReleaseTest) -> str:
 
 def assignment_config(config: CourseConfig) -> str:
     cfg = {"name": f"{config.assignment}-{config.year}", "requirements": ["numpy"],
-           "files": [f"{CHECKS_MODULE}.py"], "export_cell": False, "init_cell": True,
+           "files": list(shipped.FILES), "export_cell": False, "init_cell": True,
            "check_all_cell": False, "run_tests": True, "strip_solutions_from_all_cells": True,
            "tests": {"files": True, "ok_format": False}}
     return "# ASSIGNMENT CONFIG\n" + yaml.safe_dump(cfg, sort_keys=False)
@@ -105,7 +105,7 @@ def build_otter(config: CourseConfig, tests: list[ReleaseTest], dst: Path) -> li
     dst = Path(dst)
     dst.mkdir(parents=True, exist_ok=True)
     nbformat.write(master_notebook(config, tests), dst / NOTEBOOK)
-    shutil.copyfile(Path(nbchecks.__file__), dst / f"{CHECKS_MODULE}.py")
+    shipped.copy_to(dst)  # bplab_checks.py and the judges it calls
     hidden = dst / nbchecks.HIDDEN_FILE  # instructor-side; otter assign's own test run reads it via the env
     save_hidden(hidden, tests)
     proc = run_otter(["assign", "-v", NOTEBOOK, "dist"], cwd=dst, env={nbchecks.HIDDEN_ENV: str(hidden)})
