@@ -92,6 +92,16 @@ def array_problem(name: str, value, shape: tuple, allow_nonfinite: bool = False)
     return None
 
 
+def squeeze_to(arr, shape: tuple):
+    """``arr`` with extra length-1 axes dropped when that gives ``shape`` (a bias kept as (1, n) by
+    ``keepdims=True``): the gradients check charges that shape once; other checks judge the values."""
+    shape = tuple(shape)
+    if isinstance(arr, np.ndarray) and arr.shape != shape and arr.size == int(np.prod(shape)) and \
+            tuple(d for d in arr.shape if d != 1) == tuple(d for d in shape if d != 1):
+        return arr.reshape(shape)
+    return arr
+
+
 # ---- forward -------------------------------------------------------------------------------------
 FORWARD_BUGS = {
     "wrong_activation": "your hidden layer uses {detail}, but this year's activation is {activation} (see "
@@ -316,6 +326,80 @@ def sgd_key(key: str, new: np.ndarray, p: np.ndarray, g: np.ndarray, lr: float) 
     return Verdict(False, ("sgd_wrong",), f"{key} is not p - lr*g")
 
 
-__all__ = ["FLOAT32_FLOOR", "FLOAT_DTYPES", "array_problem", "FORWARD_BUGS", "KEYS", "PASS_FLOAT64", "Verdict", "batch_mean", "batch_size",
+def sgd_hidden_state(g1: dict, p2: dict, g2: dict, lr2: float, new2: dict) -> tuple[str, str]:
+    """(bug id, sentence) for the hidden state behind a first call (grads ``g1``) that is right and a
+    later one that is not: ``new2`` is what the second call, sgd_step(p2, g2, lr2), returned."""
+    fits = []
+    for key in new2:
+        extra = (p2[key] - new2[key]) - lr2 * g2[key]   # what was subtracted beyond lr * g
+        denom = float(np.sum(g1[key] * g1[key]))
+        if denom == 0:
+            continue
+        mu = float(np.sum(extra * g1[key])) / denom
+        fits.append((mu, gradcheck.relative_error(extra, mu * g1[key])))
+    if fits and all(res < 1e-6 for _, res in fits) and all(abs(m) > 1e-9 for m, _ in fits):
+        return "sgd_momentum", ("sgd_step remembers the previous call's gradient (momentum): the second call moved "
+                                "the parameters by lr*g plus a multiple of the FIRST call's gradient. This "
+                                "assignment's sgd_step is plain SGD, p - lr*g, depending only on its arguments")
+    return "hidden_state", ("sgd_step gives a different result for the same arguments depending on earlier calls "
+                            "(a step counter, a learning-rate schedule, stored values): it must depend only on "
+                            "params, grads and learning_rate")
+
+
+def sgd_returned(new, shapes: dict):
+    """What an in-process sgd_step call returned, as :func:`sgd_calls` takes it: a sentence when it is
+    not a dict, else {key: the validated array, or (bug id, sentence) when missing or malformed}."""
+    if not isinstance(new, dict):
+        return f"sgd_step returned {type(new).__name__}"
+    out = {}
+    for key in KEYS:
+        if key not in new:
+            out[key] = ("sgd_skips_key", f"the returned dict has no key {key!r} (keys: {list(new)})")
+        else:
+            problem = array_problem(f"the new {key}", new[key], shapes[key])
+            out[key] = ("wrong_shape", problem) if problem else new[key]
+    return out
+
+
+def _call_wrong(p: dict, g: dict, lr: float, returned) -> tuple[list, set]:
+    """([(bug id, sentence)] in key order, the keys updated exactly) for one call."""
+    if isinstance(returned, str):
+        return [("sgd_not_dict", returned + ": return a dict with the keys W, b, V, c")], set()
+    wrong, right = [], set()
+    for key in KEYS:
+        got = returned[key]
+        if isinstance(got, tuple):
+            wrong.append(got)
+            continue
+        verdict = sgd_key(key, got, p[key], g[key], lr)
+        if verdict.passed:
+            right.add(key)
+        else:
+            wrong.append((verdict.diagnoses[0], verdict.message))
+    return wrong, right
+
+
+def sgd_calls(calls: list) -> tuple[Verdict, set]:
+    """The grader's verdict on three sgd_step calls in a row, ``calls`` = [(p, g, lr, returned)] for
+    (p1, g1, lr1), (p2, g2, lr2), (p1, g1, lr1) again (``returned``: see :func:`sgd_returned`): every
+    key of the first call exactly p - lr*g, then the later calls too (else: the hidden state). Also the
+    keys the first call updated exactly (the "gradients left unchanged" test credits only those)."""
+    wrong, right = _call_wrong(*calls[0])
+    if wrong:
+        first = [wrong[0]] + [w for w in wrong[1:] if w[0] != wrong[0][0]]
+        return Verdict(False, tuple(sorted({w[0] for w in wrong})), "; ".join(w[1] for w in first)), right
+    later = [i for i, call in enumerate(calls[1:], 1) if _call_wrong(*call)[0]]
+    if later:
+        p2, g2, lr2, returned2 = calls[1]
+        values2 = {k: v for k, v in returned2.items() if not isinstance(v, tuple)} if isinstance(returned2, dict) else {}
+        tag, text = sgd_hidden_state(calls[0][1], p2, g2, lr2, values2)
+        which = "second" if later[0] == 1 else "third (a repeat of the first)"
+        return Verdict(False, (tag,), f"the first call is right, but of three calls in a row the {which} is not: "
+                                      f"{text}."), right
+    return Verdict(True, (), "every key is updated exactly as p - lr*g, on each of three calls in a row (lr = "
+                   + ", ".join(f"{call[2]:.3f}" for call in calls) + ")."), right
+
+
+__all__ = ["squeeze_to", "sgd_calls", "sgd_hidden_state", "sgd_returned", "FLOAT32_FLOOR", "FLOAT_DTYPES", "array_problem", "FORWARD_BUGS", "KEYS", "PASS_FLOAT64", "Verdict", "batch_mean", "batch_size",
            "diagnose_gradient", "diagnose_probs", "dtype_tolerance", "grad_scale", "gradient", "gradient_error", "probs",
            "right_keys", "rows_independent", "scaled_error", "sgd_key", "sgd_matches", "threshold"]

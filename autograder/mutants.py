@@ -136,7 +136,7 @@ MUTANTS: list[Mutant] = [
     Mutant("sgd_skips_key", "SGD leaves the output bias c out of the returned dict",
            "sgd_step", "sgd_skips_key",
            _fixed(("for key in params}", 'for key in params if key != "c"}  # BUG: c skipped')),
-           ("sgd_step skipped 'c'",)),
+           ("sgd_step skipped a key", "no key 'c'")),
     Mutant("sgd_ignores_lr", "SGD subtracts the full gradient, ignoring the learning rate",
            "sgd_step", "sgd_ignores_lr",
            _fixed((_SGD, "params[key] - grads[key]")), ("multiply it by learning_rate",)),

@@ -12,6 +12,7 @@ from ..config import CourseConfig
 from ..results import CheckResult
 from ..worker.session import Reply, WorkerSession
 from .registry import split_points, zero_results  # noqa: F401 - defined once, used by every check
+from ..judges import squeeze_to  # noqa: F401
 
 
 #: Diagnosis ids that describe a symptom or a bookkeeping fact, not a bug: never counted as bugs
@@ -132,13 +133,3 @@ def evidence_float(x: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return v if np.isfinite(v) else None
-
-
-def squeeze_to(arr: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """``arr`` with extra length-1 axes dropped when that gives ``shape`` (a bias kept as (1, n) by
-    ``keepdims=True``): the gradients check charges that shape once; other checks judge the values."""
-    shape = tuple(shape)
-    if isinstance(arr, np.ndarray) and arr.shape != shape and arr.size == int(np.prod(shape)) and \
-            tuple(d for d in arr.shape if d != 1) == tuple(d for d in shape if d != 1):
-        return arr.reshape(shape)
-    return arr

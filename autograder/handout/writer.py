@@ -116,6 +116,8 @@ def render_assignment(config: CourseConfig, solutions_dir: Path | None = None) -
         + (PACKAGE_DIR / "judges.py").read_text(encoding="utf-8"),
         "public_cases.json": public_cases_json(config, source_path),
         "test_mlp.py": _public_tests(config),
+        "selftest_helpers.py": _header("(helpers of the public self-tests)")
+        + (_TEMPLATES / "public_helpers.py").read_text(encoding="utf-8"),
         "conftest.py": _header("(pytest set-up for the self-tests)")
         + (_TEMPLATES / "public_conftest.py").read_text(encoding="utf-8"),
         "pytest.ini": _header("(makes this folder its own pytest project)") + "[pytest]\naddopts = -ra\n",

@@ -111,8 +111,10 @@ def _grad(grads, key, shape):
 
 
 def _all_grads(forward, backward, case, X=None, Y=None):
+    """Every gradient, a (1, n) bias taken as (n,) (the gradients tests charge that shape, as the grader)."""
     grads = _grads(forward, backward, case, X, Y)
-    return {k: _grad(grads, k, case[k].shape) for k in KEYS}
+    return {k: _grad({k: judges.squeeze_to(grads.get(k), case[k].shape)} if k in grads else {}, k, case[k].shape)
+            for k in KEYS}
 
 
 def _truth(case, prefix=""):
@@ -181,8 +183,8 @@ def rows_independent(forward, data):
     """Changing example 0 (``X2``: the grader's perturbation) leaves the other examples' probs unchanged."""
     case = cases(data)[0]
     shape = (case["X"].shape[0], case["V"].shape[0])
-    first = _array("probs", _probs(forward, _params(case), np.array(case["X"]))[0], shape)
-    second = _array("probs", _probs(forward, _params(case), np.array(case["X2"]))[0], shape)
+    first = _array("probs", np.asarray(_probs(forward, _params(case), np.array(case["X"]))[0]), shape)  # values, as
+    second = _array("probs", np.asarray(_probs(forward, _params(case), np.array(case["X2"]))[0]), shape)  # the grader
     _fail(judges.rows_independent(first, second, case["probs"], case["probs32"]), "rows independent")
 
 
@@ -227,8 +229,21 @@ def _right_somewhere(case, probs, grads):
 
 
 # ---- sgd_step ------------------------------------------------------------------------------------
+_SGD = []  # (sgd_step, packed case, calls): the function itself is kept, so an id is never reused
+
+
 def _sgd_calls(sgd_step, case):
-    """The grader's three calls, (p, g, lr), (p2, g2, lr2), (p, g, lr) again: [(suffix, new, grads, copy)]."""
+    """The grader's three calls, (p, g, lr), (p2, g2, lr2), (p, g, lr) again: [(suffix, new, grads, copy)],
+    made once per sgd_step and case (as the grader, which calls it three times in all: hidden state shows)."""
+    packed = pack(case)
+    for fn, key, calls in _SGD:
+        if fn is sgd_step and key == packed:
+            return calls
+    _SGD.append((sgd_step, packed, _sgd_made(sgd_step, case)))
+    return _SGD[-1][2]
+
+
+def _sgd_made(sgd_step, case):
     out = []
     for suffix in ("", "2", ""):
         if f"lr{suffix}" not in case:
@@ -240,35 +255,19 @@ def _sgd_calls(sgd_step, case):
     return out
 
 
-def _sgd_wrong(case, suffix, new):
-    """([(bug id, sentence)] for every key sgd_step got wrong on call ``suffix``, the keys it got right)."""
-    if not isinstance(new, dict):
-        return [("sgd_not_dict", f"sgd_step returned {type(new).__name__}; return a dict with the keys W, b, V, c")], set()
-    wrong, right = [], set()
-    for key in KEYS:
-        if key not in new:
-            wrong.append(("sgd_skips_key", f"the dict sgd_step returned has no key {key!r}: every parameter takes a step"))
-            continue
-        problem = judges.array_problem(f"the new {key}", new[key], case[f"p{suffix}.{key}"].shape)
-        if problem:
-            wrong.append(("wrong_shape", problem))
-            continue
-        verdict = judges.sgd_key(key, new[key], case[f"p{suffix}.{key}"], case[f"g{suffix}.{key}"], float(case[f"lr{suffix}"]))
-        if verdict.passed:
-            right.add(key)
-        else:
-            wrong.append((verdict.diagnoses[0], verdict.message))
-    return wrong, right
+def _sgd_verdict(case, calls):
+    """bplab_judges.sgd_calls on the calls made: (verdict, keys the first call updated exactly)."""
+    return judges.sgd_calls([(*(dict((k, case[f"{x}{s}.{k}"]) for k in KEYS) for x in "pg"), float(case[f"lr{s}"]),
+                              judges.sgd_returned(new, {k: case[f"p{s}.{k}"].shape for k in KEYS}))
+                             for s, new, _, _ in calls])
 
 
 def sgd_exact(sgd_step, data):
-    """Every key is updated as p - lr * g (bplab_judges.sgd_key), on each of the grader's calls in a row."""
+    """Every key is updated as p - lr * g, on each of the grader's three calls in a row."""
     case = cases(data)[0]
-    for i, (suffix, new, _, _) in enumerate(_sgd_calls(sgd_step, case)):
-        wrong, _ = _sgd_wrong(case, suffix, new)
-        if wrong:
-            raise AssertionError(("" if i == 0 else f"the first call is right, but call {i + 1} of the same "
-                                  "sequence is not (hidden state?): ") + "; ".join(w[1] for w in wrong))
+    verdict, _ = _sgd_verdict(case, _sgd_calls(sgd_step, case))
+    if not verdict.passed:
+        raise AssertionError(verdict.message)
 
 
 def sgd_keeps_grads(sgd_step, data):
@@ -279,7 +278,7 @@ def sgd_keeps_grads(sgd_step, data):
                       if not np.array_equal(np.asarray(grads[k]), kept[k], equal_nan=True)})
     if changed:
         raise AssertionError(f"sgd_step changed the gradients {', '.join(changed)}; read them, do not modify them")
-    if not _sgd_wrong(case, "", calls[0][1])[1]:  # as the grader: a wrong update earns nothing for unchanged grads
+    if not _sgd_verdict(case, calls)[1]:  # as the grader: a wrong update earns nothing for unchanged grads
         raise AssertionError("not credited: no key was updated correctly")
 
 
