@@ -6,6 +6,7 @@ import ast
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from autograder.checks import registry
@@ -92,3 +93,38 @@ def test_no_other_module_lists_the_check_ids_or_labels():
                 if set(CHECK_IDS) <= set(values) or "rows independent" in values or "penalty value" in values:
                     spelled.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not spelled, spelled
+
+
+def test_judges_are_standalone_and_shipped_verbatim():
+    """autograder/judges.py imports numpy, the standard library and gradcheck only (no grader module, no
+    reference), and the handout and the otter/nbgrader versions ship it unchanged."""
+    import sys
+    from autograder.paths import ASSIGNMENT_DIR, PACKAGE_DIR
+    from autograder.release import shipped
+    for module in ("judges.py", "release/nbchecks.py"):
+        tree = ast.parse((PACKAGE_DIR / module).read_text(encoding="utf-8"))
+        names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        names |= {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0}
+        relative = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level for a in n.names}
+        assert names - {"__future__", "numpy", "gradcheck", "bplab_judges"} <= set(sys.stdlib_module_names), names
+        assert relative <= {"gradcheck", "judges"}, (module, relative)
+    source = (PACKAGE_DIR / "judges.py").read_text(encoding="utf-8")
+    shipped_copy = (ASSIGNMENT_DIR / "bplab_judges.py").read_text(encoding="utf-8")
+    assert shipped_copy.endswith(source) and shipped_copy.count("\n") == source.count("\n") + 1
+    assert shipped.FILES["bplab_judges.py"].read_text(encoding="utf-8") == source
+    assert set(shipped.FILES) == {"bplab_checks.py", "bplab_judges.py", "gradcheck.py"}
+
+
+def test_public_cases_hold_public_cases_only():
+    """public_cases.json: the public toy and the public sgd calls, nothing of a hidden case."""
+    from autograder.checks.judge_data import public_data
+    from autograder.reference import load_reference
+    from autograder.release.expected import build_tests
+    cfg = load_config()
+    public = public_data(load_reference(cfg.activation), cfg)
+    assert {k.split(".")[0] for k in public} == {"toy", "sgd"}
+    hidden = {v.tobytes() for t in build_tests(cfg) if t.hidden for v in t.data.values()
+              if v.dtype.kind == "f" and v.size > 8 and not np.all(v == v.flat[0])}
+    public_bytes = {v.tobytes() for v in public.values()}
+    hidden_only = hidden - {v.tobytes() for t in build_tests(cfg) if not t.hidden for v in t.data.values()}
+    assert not (hidden_only & public_bytes)

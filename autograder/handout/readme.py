@@ -38,7 +38,8 @@ This year's hidden activation is **`{config.activation}`**.
 |---|---|
 | `mlp.py` | **your work**: fill in `init_params`, `forward`, `backward` and `sgd_step` |
 | `backprop_lab.ipynb` | the walkthrough: derive the gradients, check them, train on MNIST, plot |
-| `test_mlp.py`, `conftest.py`, `pytest.ini` | public self-tests |
+| `test_mlp.py`, `selftest_helpers.py`, `conftest.py`, `pytest.ini` | public self-tests |
+| `bplab_judges.py`, `public_cases.json` | the grader's own judges and the public cases' expected values: the self-tests judge the public cases exactly as the grader does |
 | `gradcheck.py` | finite-difference helpers used by the notebook and the self-tests |
 
 Every function in `mlp.py` raises `NotImplementedError` with a hint until you replace that line with
