@@ -44,9 +44,5 @@ def _fail(check_id: str, label: str, pts: float, message: str, tags: list[str], 
     return CheckResult(check_id, label, 0.0, pts, message, tags, evidence)
 
 
-def _close(a: np.ndarray, b: np.ndarray, rtol: float = 1e-7) -> bool:
-    return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=1e-12))
-
-
 # ---------------------------------------------------------------------------------------------
 # L2 weight decay

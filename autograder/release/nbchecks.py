@@ -11,8 +11,9 @@ import os
 import numpy as np
 
 try:  # inside the autograder package
-    from .. import gradcheck, judges
-except ImportError:  # shipped: bplab_judges.py and gradcheck.py lie next to this file
+    from .. import extension_judges, gradcheck, judges
+except ImportError:  # shipped: bplab_judges.py, bplab_extension_judges.py and gradcheck.py lie next to it
+    import bplab_extension_judges as extension_judges
     import bplab_judges as judges
     import gradcheck
 
@@ -353,8 +354,7 @@ def l2_value(l2_penalty, data):
         value = float(value)
     except (TypeError, ValueError):
         raise AssertionError(f"l2_penalty returned {type(value).__name__}; return one float") from None
-    if not np.isclose(value, float(data["expected"]), rtol=1e-8, atol=1e-12):
-        raise AssertionError(f"l2_penalty returned {value:.6g}, expected (weight_decay/2)(|W|² + |V|²)")
+    _fail(extension_judges.l2_value(value, _case_params(data), wd), "l2_penalty")
 
 
 def l2_grads(l2_penalty_grads, data):
@@ -368,10 +368,10 @@ def l2_grads(l2_penalty_grads, data):
         if key not in out:
             raise AssertionError(f"l2_penalty_grads' dict has no key {key!r}")
         got = _array(f"the returned {key}", out[key], params[key].shape)
-        err = gradcheck.relative_error(got, data["e." + key])
-        if err > 1e-6:
-            raise AssertionError(f"the returned {key} has relative error {err:.1e} against the gradient of the "
-                                 "penalized loss (weight decay applies to W and V, not to b and c)")
+        _, problem = extension_judges.l2_grad_key(key, got, data["g." + key], data["p." + key],
+                                                  float(data["weight_decay"]), data["e." + key])
+        if problem:
+            raise AssertionError(f"l2_penalty_grads: {problem[1]}")
 
 
 def _early_answers(early_stopping, data):
@@ -393,13 +393,8 @@ def _early_answers(early_stopping, data):
 
 def early_stopping_epoch(early_stopping, data, index):
     """stop_epoch (index 0) or best_epoch (index 1) is right on every validation curve."""
-    what = ("stop_epoch", "best_epoch")[index]
-    answers = _early_answers(early_stopping, data)
-    wrong = [i for i, a in enumerate(answers) if a[index] != int(data[f"expected{i}"][index])]
-    if wrong:
-        raise AssertionError(f"{what} is wrong on {len(wrong)} of {len(answers)} validation curves; see the rule in "
-                             "the docstring: stop at the first epoch with epoch - best_epoch == patience, a tie is "
-                             "not an improvement, epochs count from 0")
+    cases = [([float(x) for x in data[f"curve{i}"]], int(data[f"patience{i}"])) for i in range(int(data["count"]))]
+    _fail(extension_judges.early_stopping(index, _early_answers(early_stopping, data), cases), "early_stopping")
 
 
 def dropout_forward_ok(dropout_forward, data):
@@ -419,25 +414,10 @@ def dropout_forward_ok(dropout_forward, data):
     dropped, masks = np.array(dropped), np.array(masks)
     if masks.shape != dropped.shape:
         raise AssertionError(f"mask must have h's shape {h.shape}")
-    kept = dropped != 0
-    keep_frac = float(kept.mean())
-    scale = float(np.mean(dropped[kept] / np.broadcast_to(h, dropped.shape)[kept])) if kept.any() else 0.0
-    mean_ratio = float(dropped.mean(axis=0).sum() / h.sum())
-    if abs(keep_frac - (1 - rate)) > 0.03:
-        raise AssertionError(f"{100 * keep_frac:.1f}% of the units were kept, expected {100 * (1 - rate):.0f}% at "
-                             f"rate {rate} (rate is the probability of DROPPING a unit)")
-    if not np.isclose(scale, 1 / (1 - rate), rtol=1e-6):
-        raise AssertionError(f"kept units are scaled by {scale:.4f}, expected 1/(1-rate) = {1 / (1 - rate):.4f}")
-    if abs(mean_ratio - 1) > 0.03:
-        raise AssertionError(f"over {draws} masks the mean of h_dropped is {mean_ratio:.3f} h, expected 1.000 h")
-    if not np.all((masks == 0) | (masks == 1)) or not np.array_equal(masks != 0, kept):
-        raise AssertionError("the mask must hold 1.0 exactly where the unit was kept and 0.0 elsewhere")
-    if draws > 1 and all(np.array_equal(masks[0], m) for m in masks[1:]):
-        raise AssertionError("every call used the same mask: draw a new one from rng each call (do not re-seed)")
+    _fail(extension_judges.dropout_forward(h, dropped, masks, rate), "dropout_forward")
     again = _call(dropout_forward, "dropout_forward", h.copy(), rate, np.random.default_rng(int(data["seed"])))
     if not np.array_equal(np.asarray(again[0]), dropped[0]):
-        raise AssertionError("two calls with equally seeded generators gave different masks: draw the mask from "
-                             "the rng argument, not from np.random")
+        raise AssertionError(extension_judges.DROPOUT_IGNORES_RNG)
 
 
 def dropout_backward_ok(dropout_backward, data):
@@ -445,5 +425,4 @@ def dropout_backward_ok(dropout_backward, data):
     dh, mask, rate = np.array(data["dh"]), np.array(data["mask"]), float(data["rate"])
     got = _array("the gradient dropout_backward returned",
                  _call(dropout_backward, "dropout_backward", dh, mask, rate), dh.shape)
-    if not np.allclose(got, dh * mask / (1 - rate), rtol=1e-10, atol=1e-12):
-        raise AssertionError("dropout_backward with a fixed mask: expected dh_dropped * mask / (1 - rate)")
+    _fail(extension_judges.dropout_backward(got, dh, mask, rate), "dropout_backward")

@@ -1,17 +1,18 @@
 """The standalone modules the otter-grader and nbgrader versions ship next to their notebook, verbatim:
-``bplab_checks.py`` (the tests' calls), ``bplab_judges.py`` (the verdicts, the grader's own judges) and
-``gradcheck.py`` (relative errors and scale fits the judges use)."""
+``bplab_checks.py`` (the tests' calls), ``bplab_judges.py`` and ``bplab_extension_judges.py`` (the
+verdicts: the grader's own judges) and ``gradcheck.py`` (relative errors and scale fits they use)."""
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
-from .. import gradcheck, judges
+from .. import extension_judges, gradcheck, judges
 from . import nbchecks
 from .notebook import CHECKS_MODULE
 
 JUDGES_MODULE = "bplab_judges"
 FILES: dict[str, Path] = {f"{CHECKS_MODULE}.py": Path(nbchecks.__file__), f"{JUDGES_MODULE}.py": Path(judges.__file__),
+                          "bplab_extension_judges.py": Path(extension_judges.__file__),
                           "gradcheck.py": Path(gradcheck.__file__)}
 
 
