@@ -201,13 +201,21 @@ def test_last_years_answers_do_not_pass_this_year(tmp_path, secret):
 
 # ---- the pure-numpy checks shipped to otter/nbgrader ---------------------------------------------------
 def test_shipped_checks_module_imports_only_numpy_and_the_standard_library():
-    tree = ast.parse(Path(nbchecks.__file__).read_text())
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-                for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert imported <= {"base64", "io", "os", "numpy"}  # os: the hidden file's path
-    text = Path(nbchecks.__file__).read_text()
-    assert "solutions" not in text and "_activate" not in text
+    """bplab_checks and the judges shipped with it: numpy, the standard library and each other (issue 11)."""
+    from autograder.release import shipped
+    for path in shipped.FILES.values():
+        tree = ast.parse(path.read_text())
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                    for alias in node.names}
+        imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom) and node.level == 0}
+        relative = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level
+                    for alias in node.names}
+        assert imported <= {"__future__", "base64", "io", "os", "numpy", "typing", "dataclasses", "functools",
+                            "gradcheck", "bplab_judges", "bplab_extension_judges"}, (path.name, imported)
+        assert relative <= {"gradcheck", "judges", "extension_judges", "Verdict"}, (path.name, relative)
+        text = path.read_text()
+        assert "solutions" not in text and "_activate" not in text
 
 
 def test_pack_never_needs_pickle():
