@@ -12,7 +12,8 @@ from autograder.errors import UserError
 from autograder.release.build import ARTIFACTS, replace_dir
 from autograder.release.expected import load_expected
 
-pytestmark = pytest.mark.slow  # the gate trains the reference; otter assign and nbgrader generate_assignment run
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # the gate trains the reference and grades ~25 mutants;
+# otter assign and nbgrader generate_assignment run
 
 # A fixed course secret for the build test (the gate must pass for every secret).
 SECRET = "course-secret-for-the-build-test-6606"
