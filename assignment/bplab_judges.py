@@ -400,6 +400,8 @@ def sgd_calls(calls: list) -> tuple[Verdict, set]:
                    + ", ".join(f"{call[2]:.3f}" for call in calls) + ")."), right
 
 
-__all__ = ["squeeze_to", "sgd_calls", "sgd_hidden_state", "sgd_returned", "FLOAT32_FLOOR", "FLOAT_DTYPES", "array_problem", "FORWARD_BUGS", "KEYS", "PASS_FLOAT64", "Verdict", "batch_mean", "batch_size",
-           "diagnose_gradient", "diagnose_probs", "dtype_tolerance", "grad_scale", "gradient", "gradient_error", "probs",
-           "right_keys", "rows_independent", "scaled_error", "sgd_key", "sgd_matches", "threshold"]
+__all__ = ["FLOAT32_FLOOR", "FLOAT_DTYPES", "FORWARD_BUGS", "KEYS", "PASS_FLOAT64", "Verdict", "array_problem",
+           "batch_mean", "batch_size", "diagnose_gradient", "diagnose_probs", "dtype_tolerance", "grad_scale",
+           "gradient", "gradient_error", "probs", "right_keys", "rows_independent", "scaled_error",
+           "sgd_calls", "sgd_hidden_state", "sgd_key", "sgd_matches", "sgd_returned", "squeeze_to",
+           "threshold"]

@@ -23,7 +23,8 @@ MAX_FOLDER_DEPTH = 8                  # a submission folder deeper than this is 
 MAX_FOLDER_ENTRIES = 5000
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')   # "unrolled": linear, no per-char alternation
 #: files of the handout (public self-test set-up, the shipped checks and judges), never the submission itself
-HANDOUT_HELPERS = ("conftest.py", "bplab_checks.py", "bplab_judges.py", "bplab_extension_judges.py", "gradcheck.py", "selftest_helpers.py")
+HANDOUT_HELPERS = ("conftest.py", "bplab_checks.py", "bplab_judges.py", "bplab_extension_judges.py", "gradcheck.py",
+                   "selftest_helpers.py")
 _OPEN, _CLOSE = (ord("["), ord("{")), (ord("]"), ord("}"))
 
 
