@@ -18,7 +18,7 @@ from .errors import ConfigError
 from .paths import COURSE_TOML
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
-CHECK_IDS = ("forward", "gradients", "minibatch", "sgd_step", "training")
+from .checks.registry import CHECK_IDS, CORE, EXTENSIONS  # noqa: E402 - the registry imports no config
 
 #: Public development secret. Real courses set BACKPROP_LAB_SECRET or the secret file; reports say
 #: when this default was in force, because anyone who reads this repository can derive the cases.
@@ -89,7 +89,7 @@ class CourseConfig:
     year: int = field(default=2026, metadata={"doc": "release year; seeds hidden cases with the secret"})
     activation: str = field(default="relu", metadata={"doc": "hidden activation: sigmoid, tanh or relu"})
     rubric: dict[str, float] = field(
-        default_factory=lambda: {"forward": 15, "gradients": 35, "minibatch": 20, "sgd_step": 10, "training": 20},
+        default_factory=lambda: {s.check_id: s.default_points for s in CORE},
         metadata={"doc": "points per check id"},
     )
     training: TrainingConfig = field(default_factory=TrainingConfig)
@@ -97,11 +97,11 @@ class CourseConfig:
     secret_env: str = field(default="BACKPROP_LAB_SECRET", metadata={"doc": "env var holding the secret"})
     secret_file: str = field(default="~/.config/backprop-lab/secret", metadata={"doc": "file holding the secret"})
     extensions: dict[str, bool] = field(
-        default_factory=lambda: {"l2": False, "early_stopping": False, "dropout": False},
+        default_factory=lambda: {s.check_id: False for s in EXTENSIONS},
         metadata={"doc": "optional extensions, each scored separately when true (autograder/checks/extensions.py)"},
     )
     extension_points: dict[str, float] = field(
-        default_factory=lambda: {"l2": 5.0, "early_stopping": 5.0, "dropout": 5.0},
+        default_factory=lambda: {s.check_id: float(s.default_points) for s in EXTENSIONS},
         metadata={"doc": "points per enabled extension"},
     )
     sandbox: SandboxLimits = field(default_factory=SandboxLimits)

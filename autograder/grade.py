@@ -17,18 +17,11 @@ from .results import CheckResult, GradeReport, to_gradescope, write_json_atomic,
 from .sandbox.level import Isolation, detect
 from .submission import load_submission, syntax_error
 from .worker.session import WorkerSession
-from .checks import common, forward, gradients, minibatch, sgd_step, training
-from .checks import extensions as ext_checks
-from .checks.common import Context, zero_results
+from .checks import common, registry, training
+from .checks.common import Context
 
-API_FUNCTIONS = ("init_params", "forward", "backward", "sgd_step")
-CHECK_LABELS = {
-    "forward": forward.LABELS,
-    "gradients": ["W", "b", "V", "c"],
-    "minibatch": minibatch.LABELS,
-    "sgd_step": sgd_step.LABELS,
-    "training": ["MNIST test error within the time budget"],
-}
+API_FUNCTIONS = registry.spec("training").functions  # the four functions of the student API
+CHECK_LABELS = {check_id: registry.LABELS[check_id] for check_id in CHECK_IDS}
 
 
 @dataclass
@@ -88,28 +81,39 @@ def _run_check(check_id: str, fn: Callable[[], list[CheckResult]], config: Cours
                session: WorkerSession | None = None) -> list[CheckResult]:
     """Run one check; a grader-side crash becomes a zero result that says so (never hidden); past the
     per-student wall-clock cap the check is not run and scores zero, saying why."""
+    spec = registry.spec(check_id)
     if session is not None and session.remaining() <= 0:
-        return zero_results(check_id, CHECK_LABELS[check_id], config.rubric[check_id],
-                            f"not run: grading this submission reached the per-student time cap of "
-                            f"{config.sandbox.student_wall_s:.0f} s (course.toml [sandbox] student_wall_s)",
-                            ["wall_cap"])
+        return spec.zero(config, f"not run: grading this submission reached the per-student time cap of "
+                                 f"{config.sandbox.student_wall_s:.0f} s (course.toml [sandbox] student_wall_s)",
+                         ["wall_cap"])
     try:
         return fn()
     except Exception:  # noqa: BLE001 - reported, not swallowed
         trace = traceback.format_exc(limit=-3)
-        return zero_results(check_id, CHECK_LABELS[check_id], config.rubric[check_id],
-                            f"internal grader error while running this check; tell the course staff.\n{trace}",
-                            ["grader_error"])
+        return spec.zero(config, f"internal grader error while running this check; tell the course staff.\n{trace}",
+                         ["grader_error"])
 
 
 def _all_zero(config: CourseConfig, message: str, tags: list[str]) -> list[CheckResult]:
     """Zero on every test of every check (and of every enabled extension), for one shared reason."""
-    results = []
-    for check_id in CHECK_IDS:
-        results += zero_results(check_id, CHECK_LABELS[check_id], config.rubric[check_id], message, tags)
-    for ext in ext_checks.enabled_extensions(config):
-        results += zero_results(ext, ext_checks.LABELS[ext], float(config.extension_points[ext]), message, tags)
-    return results
+    return registry.all_zero(config, message, tags)
+
+
+def _run_all(ctx: Context, env: Environment, session: WorkerSession) -> None:
+    """Every graded check of the registry, in order, appended to ``ctx.results`` as each finishes
+    (later checks see the earlier ones' results: ``Context.root_cause``)."""
+    results = ctx.results
+    for spec in registry.graded(env.config):
+        if spec.needs_data and env.data is None:
+            results += spec.zero(env.config, "training was not graded in this run (no MNIST).", ["not_checked"])
+            continue
+        if spec.extension:
+            args: tuple = (ctx, spec.points(env.config))
+        elif spec.needs_data:
+            args = (ctx, env.data, env.budget, env.budget_statement)
+        else:
+            args = (ctx,)
+        results += _run_check(spec.check_id, lambda: spec.run(*args), env.config, session)
 
 
 def grade_source(source: str, env: Environment, origin: str = "mlp.py",
@@ -152,19 +156,7 @@ def grade_source(source: str, env: Environment, origin: str = "mlp.py",
                 if set(API_FUNCTIONS) <= {str(m) for m in missing}:  # an empty notebook or file: a TA should look
                     report.status = "no_functions"
                 ctx = Context(config, ref, session, results=report.results)  # later checks see earlier ones
-                report.results += _run_check("forward", lambda: forward.run(ctx), config, session)
-                report.results += _run_check("gradients", lambda: gradients.run(ctx), config, session)
-                report.results += _run_check("minibatch", lambda: minibatch.run(ctx), config, session)
-                report.results += _run_check("sgd_step", lambda: sgd_step.run(ctx), config, session)
-                if env.data is not None:
-                    report.results += _run_check(
-                        "training", lambda: training.run(ctx, env.data, env.budget, env.budget_statement), config,
-                        session)
-                else:
-                    report.results += zero_results("training", CHECK_LABELS["training"], config.rubric["training"],
-                                                   "training was not graded in this run (no MNIST).", ["not_checked"])
-                if ext_checks.enabled_extensions(config):  # optional parts: only those course.toml enables
-                    report.results += ext_checks.run(ctx)
+                _run_all(ctx, env, session)  # extensions: only those course.toml enables
                 tags = report.diagnoses()
                 if (tags and all(r.score == 0 for r in report.results) and "not_implemented" in tags
                         and report.status != "no_functions"):

@@ -19,12 +19,13 @@ from __future__ import annotations
 import ast
 import re
 
+from .checks.registry import CORE, EXTENSIONS
 from .errors import SubmissionError
 
 ROLES = ("implementation", "helpers", "extensions")
 #: functions a submission is graded on (core, then the optional extensions of solutions/extensions.py)
-GRADED_FUNCTIONS = ("init_params", "forward", "backward", "sgd_step", "l2_penalty", "l2_penalty_grads",
-                    "early_stopping", "dropout_forward", "dropout_backward")
+GRADED_FUNCTIONS = tuple(dict.fromkeys(("init_params",) + tuple(f for s in CORE + EXTENSIONS
+                                                                  for f in s.functions)))
 GRADING_CELL = re.compile(r"^\s*(import otter\b|from otter\b|grader\s*=\s*otter\.|grader\.check(_all)?\(|"
                           r"import bplab_checks\b|from bplab_checks\b)", re.M)
 IMPORTS_MLP = re.compile(r"^\s*(import mlp\b|from mlp import\b)", re.M)

@@ -22,6 +22,9 @@ MAX_JSON_DEPTH = 100                  # nbformat nests about 6 deep; json.loads 
 MAX_FOLDER_DEPTH = 8                  # a submission folder deeper than this is not looked into further
 MAX_FOLDER_ENTRIES = 5000
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')   # "unrolled": linear, no per-char alternation
+#: files of the handout (public self-test set-up, the shipped checks and judges), never the submission itself
+HANDOUT_HELPERS = ("conftest.py", "bplab_checks.py", "bplab_judges.py", "bplab_extension_judges.py", "gradcheck.py",
+                   "selftest_helpers.py")
 _OPEN, _CLOSE = (ord("["), ord("{")), (ord("]"), ord("}"))
 
 
@@ -117,7 +120,8 @@ def _from_file_bytes(data: bytes, name: str) -> Submission:
 
 
 def _pick(names: list[str], where: str) -> str:
-    """Choose the file to grade among candidate names: mlp.py first, then one .py, then one .ipynb."""
+    """Choose the file to grade among candidate names: mlp.py first, then one .py (never a file of the
+    handout, HANDOUT_HELPERS), then one .ipynb."""
     def base(n: str) -> str:
         return PurePosixPath(n).name
 
@@ -128,7 +132,7 @@ def _pick(names: list[str], where: str) -> str:
             return hits[0]
     notebooks = [n for n in visible if n.endswith(".ipynb") and ".ipynb_checkpoints" not in n]
     pys = [n for n in visible if n.endswith(".py") and not base(n).startswith("test_")
-           and base(n) not in ("conftest.py", "bplab_checks.py")]  # bplab_checks.py: otter/nbgrader's checks
+           and base(n) not in HANDOUT_HELPERS]
     if len(notebooks) == 1 and not pys:
         return notebooks[0]
     if len(pys) == 1:

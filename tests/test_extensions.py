@@ -193,6 +193,8 @@ def _run_public_tests(tmp_path: Path, source: str, cfg: CourseConfig) -> subproc
     (folder / "mlp.py").write_text(source)
     (folder / "test_extensions.py").write_text(ext_handout.public_tests(cfg))
     shutil.copy(PACKAGE_DIR / "gradcheck.py", folder / "gradcheck.py")
+    shutil.copy(PACKAGE_DIR / "judges.py", folder / "bplab_judges.py")  # the shipped judges (issue 11)
+    shutil.copy(PACKAGE_DIR / "extension_judges.py", folder / "bplab_extension_judges.py")
     shutil.copy(PACKAGE_DIR / "handout" / "templates" / "public_conftest.py", folder / "conftest.py")
     (folder / "pytest.ini").write_text("[pytest]\naddopts = -ra\n")
     env = {k: v for k, v in os.environ.items() if k != "MLP_PATH"}
@@ -208,7 +210,7 @@ def test_public_tests_pass_on_the_reference_and_catch_a_bug(tmp_path):
     bug = reference_with(variant("return h * mask / (1.0 - rate), mask", "return h * mask, mask"))
     bad = _run_public_tests(tmp_path / "bad", bug, cfg)
     assert bad.returncode != 0
-    assert "divided by 1 - rate" in bad.stdout
+    assert "not rescaled by 1/(1-rate)" in bad.stdout  # the grader's own sentence
 
 
 def test_public_tests_skip_disabled_and_report_stubs(tmp_path):

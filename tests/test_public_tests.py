@@ -2,11 +2,11 @@
 
 They run in a subprocess, exactly as `python -m pytest` would, against the bare skeleton (all fail,
 each saying "not implemented yet"), the reference for every activation (all pass) and known-bug
-variants of the reference (each caught, with a message that names the bug).
+mutants of the reference (autograder/mutants.py, the one catalogue: each one with ``public_words`` is
+caught, with a message that names the bug).
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -17,22 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from autograder.config import ACTIVATIONS
-from autograder.paths import ASSIGNMENT_DIR, SOLUTIONS_DIR
+from autograder.config import ACTIVATIONS, load_config
+from autograder.handout.writer import render_assignment
+from autograder.mutants import MUTANTS, mutant_sources
+from autograder.paths import ASSIGNMENT_DIR
+from autograder.reference import reference_source
 
 PUBLIC_TESTS = ASSIGNMENT_DIR / "test_mlp.py"
-
-
-def _load_variants():
-    path = Path(__file__).resolve().parent / "buggy_variants" / "__init__.py"
-    spec = importlib.util.spec_from_file_location("buggy_variants", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("buggy_variants", module)
-    spec.loader.exec_module(sys.modules["buggy_variants"])
-    return sys.modules["buggy_variants"]
-
-
-bv = _load_variants()
 
 
 @dataclass
@@ -47,11 +38,11 @@ class Run:
         return [name for name, outcome in self.outcomes.items() if outcome != "passed"]
 
 
-def run_public_tests(mlp_path: Path, workdir: Path) -> Run:
+def run_public_tests(mlp_path: Path, workdir: Path, tests: Path = PUBLIC_TESTS) -> Run:
     """``python -m pytest assignment/test_mlp.py`` with MLP_PATH=mlp_path, parsed from JUnit XML."""
     report = workdir / f"{mlp_path.stem}.xml"
     env = dict(os.environ, MLP_PATH=str(mlp_path), PYTHONDONTWRITEBYTECODE="1")
-    proc = subprocess.run([sys.executable, "-m", "pytest", str(PUBLIC_TESTS), "-p", "no:cacheprovider",
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(tests), "-p", "no:cacheprovider",
                            f"--junitxml={report}", "-o", "junit_family=xunit2"],
                           env=env, capture_output=True, text=True, timeout=300)
     outcomes, messages = {}, {}
@@ -63,22 +54,50 @@ def run_public_tests(mlp_path: Path, workdir: Path) -> Run:
     return Run(outcomes, messages, proc.stdout + proc.stderr)
 
 
+#: each mutant the public self-tests must name, in one year it applies to (relu where it applies to all)
+PUBLIC = [("relu" if "relu" in m.activations else m.activations[0], m) for m in MUTANTS if m.public_words]
+
+
+YEAR_ACTIVATION = load_config().activation  # the committed assignment/ is this year's
+
+
+def handouts(work: Path) -> dict[str, Path]:
+    """The public tests of a handout per activation: assignment/ for this year's, rendered copies else
+    (the public cases' expected values are the year's activation's)."""
+    out = {YEAR_ACTIVATION: PUBLIC_TESTS}
+    for activation in ACTIVATIONS:
+        if activation != YEAR_ACTIVATION:
+            folder = work / f"handout_{activation}"
+            folder.mkdir()
+            for name, text in render_assignment(load_config().with_activation(activation)).items():
+                (folder / name).write_text(text, encoding="utf-8")
+            out[activation] = folder / "test_mlp.py"
+    return out
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Run]:
-    """Every run this module judges, done in parallel: skeleton, references, variants."""
+    """Every run this module judges, done in parallel: skeleton, references (each in its own year's
+    handout, and one in another year's), mutants."""
     work = tmp_path_factory.mktemp("public")
-    reference = (SOLUTIONS_DIR / "mlp.py").read_text()
-    targets = {"skeleton": ASSIGNMENT_DIR / "mlp.py"}
+    tests = handouts(work)
+    targets = {"skeleton": (ASSIGNMENT_DIR / "mlp.py", PUBLIC_TESTS)}
     for activation in ACTIVATIONS:
         path = work / f"reference_{activation}.py"
-        path.write_text(bv.with_activation(reference, activation))
-        targets[f"reference_{activation}"] = path
-    for variant in bv.VARIANTS:
-        path = work / f"variant_{variant.name}.py"
-        path.write_text(bv.make_variant(reference, variant))
-        targets[variant.name] = path
+        path.write_text(reference_source(activation))
+        targets[f"reference_{activation}"] = (path, tests[activation])
+    other = next(a for a in ACTIVATIONS if a != YEAR_ACTIVATION)
+    targets["other_year"] = (work / f"reference_{other}.py", PUBLIC_TESTS)
+    for activation, m in PUBLIC:
+        path = work / f"mutant_{activation}_{m.mutant_id}.py"
+        path.write_text(mutant_sources(activation)[m.mutant_id])
+        targets[f"{activation}/{m.mutant_id}"] = (path, tests[activation])
+    reports = {name: work / "reports" / name.replace("/", "_") for name in targets}  # one folder per run
+    for folder in reports.values():
+        folder.mkdir(parents=True)
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        futures = {name: pool.submit(run_public_tests, path, work) for name, path in targets.items()}
+        futures = {name: pool.submit(run_public_tests, path, reports[name], test_file)
+                   for name, (path, test_file) in targets.items()}
         return {name: future.result() for name, future in futures.items()}
 
 
@@ -100,20 +119,26 @@ def test_reference_passes_every_public_test(runs, activation):
     assert len(run.outcomes) == len(runs["skeleton"].outcomes)
 
 
-def test_there_are_at_least_six_variants_and_each_applies():
-    assert len(bv.VARIANTS) >= 6
-    reference = (SOLUTIONS_DIR / "mlp.py").read_text()
-    for variant in bv.VARIANTS:
-        assert bv.make_variant(reference, variant) != bv.with_activation(reference, variant.activation)
-    with pytest.raises(AssertionError, match="occurs 0 times"):
-        bv.make_variant(reference, bv.Variant("ghost", "no such text", "x", ()))
+def test_another_years_activation_fails_naming_it(runs):
+    """tanh in a relu year (say) passed every public test before issue 11 and lost 75 grader points."""
+    run = runs["other_year"]
+    assert "test_forward_matches_the_reference_on_the_public_toy" in run.failed(), run.output
+    message = run.messages["test_forward_matches_the_reference_on_the_public_toy"]
+    assert f"this year's activation is {YEAR_ACTIVATION}" in message, message
 
 
-@pytest.mark.parametrize("variant", bv.VARIANTS, ids=lambda v: v.name)
-def test_buggy_variant_is_caught_with_a_message_naming_the_bug(runs, variant):
-    run = runs[variant.name]
-    assert run.failed(), f"{variant.name} passed every public test:\n{run.output}"
+@pytest.mark.parametrize("activation, m", PUBLIC, ids=[f"{a}-{m.mutant_id}" for a, m in PUBLIC])
+def test_mutant_is_caught_with_a_message_naming_the_bug(runs, activation, m):
+    run = runs[f"{activation}/{m.mutant_id}"]
+    assert run.failed(), f"{m.mutant_id} ({activation}) passed every public test:\n{run.output}"
     messages = "\n".join(run.messages[name] for name in run.failed()).lower()
-    missing = [word for word in variant.expect if word.lower() not in messages]
-    assert not missing, f"{variant.name}: failure messages lack {missing}:\n{messages}"
+    missing = [word for word in m.public_words if word.lower() not in messages]
+    assert not missing, f"{m.mutant_id} ({activation}): failure messages lack {missing}:\n{messages}"
     assert "not implemented yet" not in messages
+
+
+def test_the_catalogue_is_one():
+    """tests/buggy_variants, the public tests' own copy of the bugs, is gone (issue 11)."""
+    from pathlib import Path
+    assert not (Path(__file__).resolve().parent / "buggy_variants").exists()
+    assert len({m.mutant_id for m in MUTANTS}) == len(MUTANTS)

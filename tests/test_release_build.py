@@ -12,7 +12,8 @@ from autograder.errors import UserError
 from autograder.release.build import ARTIFACTS, replace_dir
 from autograder.release.expected import load_expected
 
-pytestmark = [pytest.mark.slow,  # the gate trains the reference; otter assign and nbgrader generate_assignment run
+pytestmark = [pytest.mark.slow,  # the gate trains the reference and grades ~25 mutants; otter assign and
+              pytest.mark.timeout(600),  # nbgrader generate_assignment run, and the student view trains in both
               pytest.mark.xdist_group("release_2027")]  # one worker builds the shared release
 
 from conftest import RELEASE_SECRET  # noqa: E402 - the one release of the session (tests/conftest.py)

@@ -200,23 +200,23 @@ def test_last_years_answers_do_not_pass_this_year(tmp_path, secret):
 
 
 # ---- the pure-numpy checks shipped to otter/nbgrader ---------------------------------------------------
-def _imports(path) -> set[str]:
-    tree = ast.parse(Path(path).read_text())
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-                for alias in node.names}
-    return imported | {(node.module or "." + node.names[0].name).split(".")[0] if node.level == 0
-                       else "." + ".".join(a.name for a in node.names)
-                       for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-
-
 def test_shipped_checks_module_imports_only_numpy_and_the_standard_library():
-    from autograder.release import nbtraining
-    # os: the hidden file's path; importlib, sys and .nbtraining: bplab_training.py next to it
-    assert _imports(nbchecks.__file__) <= {"base64", "io", "os", "numpy", "importlib", "sys", ".nbtraining"}
-    # threadpoolctl: optional (one BLAS thread where it is installed)
-    assert _imports(nbtraining.__file__) <= {"contextlib", "math", "os", "time", "numpy", "threadpoolctl"}
-    for module in (nbchecks, nbtraining):
-        text = Path(module.__file__).read_text()
+    """bplab_checks, the judges and bplab_training shipped with it: numpy, the standard library and each
+    other (issues 11 and 13); threadpoolctl is optional (one BLAS thread where it is installed)."""
+    from autograder.release import shipped
+    for path in shipped.FILES.values():
+        tree = ast.parse(path.read_text())
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                    for alias in node.names}
+        imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom) and node.level == 0}
+        relative = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level
+                    for alias in node.names}
+        assert imported <= {"__future__", "base64", "io", "os", "numpy", "typing", "dataclasses", "functools",
+                            "gradcheck", "bplab_judges", "bplab_extension_judges", "importlib", "sys",
+                            "contextlib", "math", "time", "threadpoolctl"}, (path.name, imported)
+        assert relative <= {"gradcheck", "judges", "extension_judges", "Verdict", "nbtraining"}, (path.name, relative)
+        text = path.read_text()
         assert "solutions" not in text and "_activate" not in text
 
 
@@ -240,12 +240,12 @@ def gate_2027(tmp_path_factory):
 
 
 def test_gate_passes_without_training_and_every_grader_agrees(gate_2027):
-    from autograder.mutants import MUTANTS
+    from autograder.mutants import for_activation
     config, _, gate = gate_2027
     assert gate.passed, [r.to_dict() for r in gate.misses]
     subjects = [r.subject for r in gate.rows]
     assert subjects[:2] == ["reference", "skeleton"]
-    assert subjects[2:] == [f"mutant {m.mutant_id}" for m in MUTANTS]
+    assert subjects[2:] == [f"mutant {m.mutant_id}" for m in for_activation(config.activation)]
     assert all(r.other_graders.startswith("agree") for r in gate.rows)
 
 

@@ -169,13 +169,9 @@ def unreadable_report(job: Job, config: CourseConfig):
 
 def grader_error_report(config: CourseConfig, why: str):
     """A zero report for a grader-side failure on one student (reported, never hidden)."""
-    from ..checks.common import zero_results
-    from ..config import CHECK_IDS
-    from ..grade import CHECK_LABELS
+    from ..checks.registry import all_zero
     from ..results import GradeReport
     report = GradeReport([], "unknown", config.activation, config.year, status="grader_error",
                          grader_version=__version__)
-    for check_id in CHECK_IDS:
-        report.results += zero_results(check_id, CHECK_LABELS[check_id], config.rubric[check_id],
-                                       f"internal grader error; tell the course staff ({why})", ["grader_error"])
+    report.results += all_zero(config, f"internal grader error; tell the course staff ({why})", ["grader_error"])
     return report

@@ -58,6 +58,18 @@ def public_toy(activation: str) -> Case:
     return make_case("toy 10-5-2 (public)", np.random.default_rng(20240), 10, 5, 2, 4, activation, public=True)
 
 
+PUBLIC_SGD_SEED = 20241
+
+
+def public_sgd_calls() -> list[tuple[dict, dict, float]]:
+    """The public sgd_step case: two calls [(params, grads, lr), (params2, grads2, lr2)] on the toy's
+    shapes, with learning rates that are not the usual 0.1 (a hard-coded rate shows)."""
+    rng = np.random.default_rng(PUBLIC_SGD_SEED)
+    shapes = {"W": (5, 10), "b": (5,), "V": (2, 5), "c": (2,)}
+    draw = lambda: {k: rng.standard_normal(s) for k, s in shapes.items()}  # noqa: E731
+    return [(draw(), draw(), 0.37), (draw(), draw(), 0.05)]
+
+
 def hidden_cases(config: CourseConfig, purpose: str, count: int = 3) -> list[Case]:
     """Fresh random sizes and seeds per year (and secret); includes N=1 and an odd N."""
     rng = np.random.default_rng(config.seed(purpose))

@@ -11,6 +11,8 @@ import numpy as np
 from ..config import CourseConfig
 from ..results import CheckResult
 from ..worker.session import Reply, WorkerSession
+from .registry import split_points, zero_results  # noqa: F401 - defined once, used by every check
+from ..judges import squeeze_to  # noqa: F401
 
 
 #: Diagnosis ids that describe a symptom or a bookkeeping fact, not a bug: never counted as bugs
@@ -110,21 +112,6 @@ def clean_traceback(text: str) -> str:
     return "\n".join(out)
 
 
-def split_points(total: float, labels: list[str]) -> list[float]:
-    """Split a check's points evenly over its tests (last one takes the rounding)."""
-    if not labels:
-        return []
-    each = round(total / len(labels), 4)
-    return [each] * (len(labels) - 1) + [round(total - each * (len(labels) - 1), 4)]
-
-
-def zero_results(check_id: str, labels: list[str], total: float, message: str,
-                 diagnoses: list[str] | None = None) -> list[CheckResult]:
-    """Every test of a check failed for the same reason (not implemented, crash, ...)."""
-    return [CheckResult(check_id, label, 0.0, pts, message, list(diagnoses or []))
-            for label, pts in zip(labels, split_points(total, labels))]
-
-
 def failure_tag(reply: Reply) -> list[str]:
     return {"not_implemented": ["not_implemented"], "timeout": ["timeout"], "crashed": ["crashed"],
             "memory": ["memory"], "syntax": ["syntax_error"], "protocol": ["hostile_protocol"],
@@ -146,13 +133,3 @@ def evidence_float(x: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return v if np.isfinite(v) else None
-
-
-def squeeze_to(arr: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """``arr`` with extra length-1 axes dropped when that gives ``shape`` (a bias kept as (1, n) by
-    ``keepdims=True``): the gradients check charges that shape once; other checks judge the values."""
-    shape = tuple(shape)
-    if isinstance(arr, np.ndarray) and arr.shape != shape and arr.size == int(np.prod(shape)) and \
-            tuple(d for d in arr.shape if d != 1) == tuple(d for d in shape if d != 1):
-        return arr.reshape(shape)
-    return arr

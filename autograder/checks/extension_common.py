@@ -7,12 +7,8 @@ import numpy as np
 from ..results import CheckResult
 from ..worker.session import Reply
 from .common import Context, explain_failure, failure_tag
+from .registry import LABELS  # noqa: F401 - the extension checks' labels
 
-LABELS = {
-    "l2": ["penalty value", "gradient of the penalized loss"],
-    "early_stopping": ["stop epoch on given validation curves", "best epoch on given validation curves"],
-    "dropout": ["expected value of the hidden layer", "gradient with a fixed mask"],
-}
 
 
 def _call(ctx: Context, function: str, arrays: dict[str, np.ndarray], order: list[str], **extra) -> Reply:
@@ -46,10 +42,6 @@ def _pass(check_id: str, label: str, pts: float, message: str, **evidence) -> Ch
 
 def _fail(check_id: str, label: str, pts: float, message: str, tags: list[str], **evidence) -> CheckResult:
     return CheckResult(check_id, label, 0.0, pts, message, tags, evidence)
-
-
-def _close(a: np.ndarray, b: np.ndarray, rtol: float = 1e-7) -> bool:
-    return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=1e-12))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,55 +3,47 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import judges
 from ..boundary import check_array
 from ..config import ACTIVATIONS, CourseConfig
 from ..nnmath import activate, softmax
 from ..results import CheckResult
 from .cases import Case, hidden_cases, make_case, public_toy
-from .tolerances import FLOAT32_FLOOR, reference_probs32, threshold
+from .tolerances import reference_probs32
 from .common import Context, explain_failure, failure_tag, split_points
+from .registry import LABELS as REGISTRY_LABELS
 
-LABELS = ["public toy case", "hidden cases (incl. N=1)", "large logits (numerical stability)"]
+LABELS = REGISTRY_LABELS["forward"]
 
 
-def _variants(case: Case, activation: str) -> list[tuple[str, str, np.ndarray]]:
-    """Outputs of classic forward bugs on ``case``: (bug id, TA sentence, probs)."""
+def variants(case: Case, activation: str) -> dict[str, np.ndarray]:
+    """The probs classic forward bugs give on ``case`` ({bug key: probs (N, n_out)}, in the order they
+    are tried; their sentences are ``judges.FORWARD_BUGS``)."""
     p, X = case.params, case.X
-    out = []
-    for other in ACTIVATIONS:
-        if other != activation:
-            h = activate(X @ p["W"].T + p["b"], other)
-            out.append(("wrong_activation", f"your hidden layer uses {other}, but this year's activation is "
-                        f"{activation} (see ACTIVATION at the top of mlp.py)", softmax(h @ p["V"].T + p["c"], 1)))
+    out = {f"wrong_activation={other}": softmax(activate(X @ p["W"].T + p["b"], other) @ p["V"].T + p["c"], 1)
+           for other in ACTIVATIONS if other != activation}
     h = activate(X @ p["W"].T + p["b"], activation)
     logits = h @ p["V"].T + p["c"]
-    out += [
-        ("forward_missing_b", "the hidden layer ignores the bias b (a = X W^T + b)",
-         softmax(activate(X @ p["W"].T, activation) @ p["V"].T + p["c"], 1)),
-        ("forward_missing_c", "the output layer ignores the bias c (logits = h V^T + c)", softmax(h @ p["V"].T, 1)),
-        ("softmax_wrong_axis", "the softmax normalises over the batch axis (columns) instead of over the "
-         "classes of each example (rows): use axis=1", softmax(logits, 0)),
-        ("forward_missing_biases", "both biases are missing: the hidden layer ignores b (a = X W^T + b) and the "
-         "output layer ignores c (logits = h V^T + c)", softmax(activate(X @ p["W"].T, activation) @ p["V"].T, 1)),
-        ("sigmoid_output", "the output layer applies a sigmoid to each logit; the output must be a softmax over "
-         "the classes (exp of each logit divided by the sum over its row)", 0.5 * (1.0 + np.tanh(0.5 * logits))),
-        ("no_softmax", "you return the logits: apply the softmax to turn them into probabilities", logits),
-        ("no_hidden_activation", "the hidden layer has no activation: h = f(a), not h = a",
-         softmax((X @ p["W"].T + p["b"]) @ p["V"].T + p["c"], 1)),
-    ]
+    out.update({
+        "forward_missing_b": softmax(activate(X @ p["W"].T, activation) @ p["V"].T + p["c"], 1),
+        "forward_missing_c": softmax(h @ p["V"].T, 1),
+        "softmax_wrong_axis": softmax(logits, 0),
+        "forward_missing_biases": softmax(activate(X @ p["W"].T, activation) @ p["V"].T, 1),
+        "sigmoid_output": 0.5 * (1.0 + np.tanh(0.5 * logits)),
+        "no_softmax": logits,
+        "no_hidden_activation": softmax((X @ p["W"].T + p["b"]) @ p["V"].T + p["c"], 1),
+    })
     return out
 
 
 def diagnose_probs(probs: np.ndarray, case: Case, activation: str) -> tuple[list[str], str]:
     """Name the forward bug behind wrong ``probs`` (N, n_out)."""
-    for bug_id, text, variant in _variants(case, activation):
-        if variant.shape == probs.shape and np.allclose(probs, variant, rtol=1e-5, atol=1e-8):
-            return [bug_id], text
-    sums = probs.sum(axis=1)
-    if not np.allclose(sums, 1.0, atol=1e-5):
-        return ["rows_not_normalised"], (f"rows of probs do not sum to 1 (row sums from {sums.min():.4g} to "
-                                         f"{sums.max():.4g}): the softmax must normalise each row")
-    return [], ""
+    return judges.diagnose_probs(probs, variants(case, activation), activation)
+
+
+def is_large_logit(case: Case) -> bool:
+    """Only the large-logit case has such c: NaN/inf there means an overflowing softmax."""
+    return bool(np.abs(case.params["c"]).max() > 500)
 
 
 def _one(ctx: Context, case: Case, label: str, points: float) -> CheckResult:
@@ -71,31 +63,12 @@ def _one(ctx: Context, case: Case, label: str, points: float) -> CheckResult:
         return CheckResult("forward", label, 0.0, points, f"{case.name}: {text}", tag)
     probs = checked.value
     expected, _ = ctx.ref.forward(case.params, case.X)
-    if checked.nonfinite:
-        overflow = bool(np.abs(case.params["c"]).max() > 500)  # only the large-logit case has such c
-        text = ("probs contain NaN or inf" + (": your softmax overflows on large logits. Subtract each row's "
-                "maximum logit before np.exp; the result is the same, and exp never sees a large number"
-                if overflow else ""))
-        return CheckResult("forward", label, 0.0, points, f"{case.name}: {text}",
-                           ["softmax_overflow" if overflow else "nan_inf"])
-    rtol, atol = 1e-6, 1e-9
-    err = float(np.max(np.abs(probs - expected) / (atol + rtol * np.abs(expected))))
-    limit = 1.0
-    if probs.dtype == np.float32:  # what the reference itself achieves in float32 on these inputs
-        ref32 = reference_probs32(ctx.ref, case.params, case.X)
-        limit = threshold(probs.dtype, 1.0, float(np.max(np.abs(ref32 - expected) / (atol + rtol * np.abs(expected)))))
-        limit = max(limit, FLOAT32_FLOOR / rtol)
-    evidence = {"max_abs_error": float(np.max(np.abs(probs - expected))), "dtype": str(probs.dtype)}
-    if err <= limit:
+    expected32 = reference_probs32(ctx.ref, case.params, case.X) if probs.dtype == np.float32 else None
+    verdict = judges.probs(probs, expected, expected32, variants(case, act), act, overflow=is_large_logit(case))
+    if verdict.passed:
         ctx.right.add("forward")
-        return CheckResult("forward", label, points, points,
-                           f"{case.name}: probs match the reference (max |difference| "
-                           f"{evidence['max_abs_error']:.1e}, dtype {probs.dtype}).", evidence=evidence)
-    tags, text = diagnose_probs(probs.astype(np.float64), case, act)
-    text = text or "probs differ from the reference; check each step: a, h = f(a), logits, softmax"
-    return CheckResult("forward", label, 0.0, points,
-                       f"{case.name}: {text} (max |difference| from the reference "
-                       f"{evidence['max_abs_error']:.3g}).", tags or ["forward_wrong"], evidence)
+    return CheckResult("forward", label, points if verdict.passed else 0.0, points, f"{case.name}: {verdict.message}",
+                       list(verdict.diagnoses), dict(verdict.evidence))
 
 
 def run(ctx: Context) -> list[CheckResult]:

@@ -8,14 +8,16 @@ import hashlib
 
 import numpy as np
 
+from .. import judges
 from ..boundary import check_array
 from ..gradcheck import relative_error
 from ..results import CheckResult
 from .cases import (PARAM_KEYS, Case, fd_agrees_with_reference, hidden_cases, mnist_size_case, public_toy,
                     reference_gradients, true_gradients, true_loss)
 from .common import Context, explain_failure, failure_tag, split_points, zero_results
-from .known_bugs import diagnose_gradient
-from .tolerances import grad_scale, reference_gradients32, scaled_error, threshold
+from .known_bugs import diagnose_gradient, gradient_variants
+from .registry import LABELS
+from .tolerances import grad_scale, reference_gradients32, threshold
 
 PASS_FLOAT64 = 1e-6
 FD_CLEAN = 1e-7          # FD this close to the reference's analytic gradient is used as the truth as is
@@ -26,7 +28,12 @@ _TRUTH: dict[str, dict[str, np.ndarray]] = {}   # per case: the same for every s
 
 def cases(ctx: Context) -> list[Case]:
     """The public toy plus two hidden cases, each verified to be well conditioned for FD."""
-    return [public_toy(ctx.config.activation)] + hidden_cases(ctx.config, "gradients", count=2)
+    return gradient_cases(ctx.config)
+
+
+def gradient_cases(config) -> list[Case]:
+    """The cases of this check, from the config's seeds (the otter/nbgrader tests use the same)."""
+    return [public_toy(config.activation)] + hidden_cases(config, "gradients", count=2)
 
 
 def _key(ctx: Context, case: Case, extra: str = "") -> str:
@@ -92,6 +99,16 @@ def directional_truth(ctx: Context, case: Case, h: float = 1e-5) -> dict[str, np
     return {k: v.copy() for k, v in _TRUTH[key].items()}
 
 
+def key_verdict(case: Case, key: str, value: np.ndarray, fd: dict, ref32: dict, scale: float,
+                activation: str) -> judges.Verdict:
+    """The judge's verdict on a validated dL/d``key`` for ``case`` (the known bugs named only when wrong)."""
+    ok, err = judges.gradient_error(value, fd[key], ref32[key], scale)
+    if ok:
+        return judges.Verdict(True, (), "", {"relative_error": err})
+    found, messages = gradient_variants(key, case, activation)
+    return judges.gradient(key, value, fd[key], ref32[key], scale, case.n, case.Y.shape[1], found, messages)
+
+
 def _own_forward_hint(ctx: Context, case: Case, grads: dict[str, np.ndarray]) -> str:
     """Do the student's gradients match finite differences of the student's OWN forward?"""
     reply = ctx.session.call("fd_student", case.params | {"X": case.X, "Y": case.Y})
@@ -126,7 +143,7 @@ def _shape_problem(key: str, checked, problems: list, shape: tuple[int, ...] = (
 
 def run(ctx: Context) -> list[CheckResult]:
     act = ctx.config.activation
-    labels = list(PARAM_KEYS)
+    labels = LABELS["gradients"]
     points = dict(zip(labels, split_points(ctx.config.rubric["gradients"], labels)))
     rel: dict[str, list[float]] = {k: [] for k in PARAM_KEYS}
     failures: dict[str, tuple[list[str], str]] = {}
@@ -154,16 +171,15 @@ def run(ctx: Context) -> list[CheckResult]:
             grads[key] = checked.value
             if case.public:
                 first_grads[key] = checked.value
-            err = scaled_error(checked.value, fd[key], scale)
-            rel[key].append(err)
-            if err <= threshold(checked.value.dtype, PASS_FLOAT64, scaled_error(ref32[key], fd[key], scale)):
+            verdict = key_verdict(case, key, checked.value, fd, ref32, scale, act)
+            rel[key].append(verdict.evidence["relative_error"])
+            if verdict.passed:
                 small_ok.add(key)
                 continue
-            tags, text = diagnose_gradient(key, checked.value.astype(np.float64), fd[key], case, act)
+            tags = [] if verdict.diagnoses == ("grad_wrong",) else list(verdict.diagnoses)
             if key in failures and (not tags or set(failures[key][0]) - {"grad_wrong"}):
                 continue  # keep the first diagnosed failure; a later case may name what an earlier could not
-            failures[key] = (tags or ["grad_wrong"], f"{case.name}: relative error {err:.2e} against finite "
-                             f"differences of the true loss." + (f" {text}" if text else ""))
+            failures[key] = (tags or ["grad_wrong"], f"{case.name}: {verdict.message}")
             if hint_case is None:
                 hint_case = (case, grads)
     _real_size(ctx, rel, failures, small_ok)

@@ -11,13 +11,10 @@ from typing import Callable
 
 import numpy as np
 
-from ..gradcheck import best_scale, describe_scale, relative_error
+from .. import judges
 from ..nnmath import activate, softmax
 from ..nnmath import activation_derivative as derivative
 from .cases import Case
-
-MATCH_TOL = 1e-5
-
 
 @dataclass(frozen=True)
 class Bug:
@@ -112,32 +109,15 @@ def known_bugs(activation: str) -> list[Bug]:
     return bugs
 
 
+def gradient_variants(key: str, case: Case, activation: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """({bug id: the gradient of ``key`` that bug gives on ``case``}, {bug id: its sentence}), in order."""
+    t = intermediates(case, activation)
+    bugs = known_bugs(activation)
+    return {bug.bug_id: bug.grads(t)[key] for bug in bugs}, {bug.bug_id: bug.message for bug in bugs}
+
+
 def diagnose_gradient(key: str, student: np.ndarray, truth: np.ndarray, case: Case,
                       activation: str) -> tuple[list[str], str]:
-    """(bug ids, TA-style sentence) for a wrong gradient of parameter ``key``."""
-    many_classes = case.Y.shape[1] >= 3  # with 2 classes every zero-sum c-gradient is a multiple of (1, -1)
-    scale, residual = best_scale(student, truth)
-    if residual < MATCH_TOL and many_classes and abs(scale) > 1e-9 and abs(scale - 1) <= 1e-3:
-        return ["grad_scaled"], (f"dL/d{key} is the true gradient times {scale:.6g}: right in direction, but a "
-                                 "constant is slightly off (a rounded or mistyped number?)")
-    if residual < MATCH_TOL and many_classes:
-        text = describe_scale(scale, case.n)
-        if text:
-            tag = ("grad_sign_flipped" if scale < 0 and abs(abs(scale) - 1) < 1e-3 else
-                   "grad_factor_n" if abs(scale - case.n) < 1e-3 * case.n else
-                   "grad_factor_1_over_n" if case.n > 1 and abs(scale * case.n - 1) < 1e-3 else
-                   "grad_zero" if abs(scale) < 1e-3 else "grad_scaled")
-            return [tag], f"dL/d{key} {text}"
-    if student.ndim == 2 and student.shape[0] == student.shape[1] and relative_error(student.T, truth) < MATCH_TOL:
-        return ["grad_transposed"], f"dL/d{key} is transposed: it must have the shape of {key}"
-    t = intermediates(case, activation)
-    for bug in known_bugs(activation):
-        variant = bug.grads(t)[key]
-        if best_scale(variant, truth)[1] < MATCH_TOL:
-            continue  # on this key the bug only rescales the gradient: the scale test judges that (>= 3 classes)
-        if relative_error(variant, truth) > 1e-3 and relative_error(student, variant) < MATCH_TOL:
-            return [bug.bug_id], bug.message
-        v_scale, v_res = best_scale(student, variant)
-        if relative_error(variant, truth) > 1e-3 and v_res < MATCH_TOL and many_classes and describe_scale(v_scale, case.n):
-            return [bug.bug_id, "grad_scaled"], f"{bug.message}; also, dL/d{key} {describe_scale(v_scale, case.n)}"
-    return [], ""
+    """(bug ids, TA-style sentence) for a wrong gradient of parameter ``key`` (autograder/judges.py)."""
+    found, messages = gradient_variants(key, case, activation)
+    return judges.diagnose_gradient(key, student, truth, case.n, case.Y.shape[1], found, messages)

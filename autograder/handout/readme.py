@@ -1,28 +1,11 @@
 """The students' README.md for assignment/: what to do, how to self-test, what is graded and how."""
 from __future__ import annotations
 
+from ..checks.registry import CORE, EXTENSIONS
 from ..config import CourseConfig
 
-_CHECKS = {
-    "forward": "`forward` on hidden random inputs of several sizes (N = 1 included): probabilities "
-               "compared with the reference's, rtol 1e-6 in float64.",
-    "gradients": "`backward` against central finite differences of the true loss, per parameter "
-                 "(relative error under 1e-6 in float64).",
-    "minibatch": "batch gradients equal the mean of per-example gradients; each output row depends only "
-                 "on its own input row; N = 1 and odd N work; inputs are not modified.",
-    "sgd_step": "the exact update `p - learning_rate * g` for every key; the gradients are not modified "
-                "(updating params in place is fine).",
-    "training": "the grader's own SGD loop, with your functions and your `HYPERPARAMS`, on the 50,000 "
-                "training images; test error must reach the target within the time budget (partial "
-                "credit on a stated scale).",
-}
-
-
-_EXTENSIONS = {
-    "l2": "`l2_penalty` and `l2_penalty_grads` (weight decay on W and V).",
-    "early_stopping": "`early_stopping(valid_errors, patience)` on given validation curves.",
-    "dropout": "`dropout_forward` (inverted dropout, mask from `rng`) and `dropout_backward`.",
-}
+_CHECKS = {s.check_id: s.readme for s in CORE}            # the words of autograder/checks/registry.py
+_EXTENSIONS = {s.check_id: s.readme for s in EXTENSIONS}
 
 
 def _num(x: float) -> str:
@@ -55,7 +38,8 @@ This year's hidden activation is **`{config.activation}`**.
 |---|---|
 | `mlp.py` | **your work**: fill in `init_params`, `forward`, `backward` and `sgd_step` |
 | `backprop_lab.ipynb` | the walkthrough: derive the gradients, check them, train on MNIST, plot |
-| `test_mlp.py`, `conftest.py`, `pytest.ini` | public self-tests |
+| `test_mlp.py`, `selftest_helpers.py`, `conftest.py`, `pytest.ini` | public self-tests |
+| `bplab_judges.py`, `public_cases.json` | the grader's own judges and the public cases' expected values: the self-tests judge the public cases exactly as the grader does |
 | `gradcheck.py` | finite-difference helpers used by the notebook and the self-tests |
 
 Every function in `mlp.py` raises `NotImplementedError` with a hint until you replace that line with

@@ -9,6 +9,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from ..config import CourseConfig, load_config
 from ..errors import UserError
 from ..results import swap_in_dir
@@ -41,6 +43,26 @@ def _public_tests(config: CourseConfig) -> str:
     if count != 1:
         raise UserError(f"{_TEMPLATES / 'public_tests.py'}: expected one 'HYPERPARAM_BOUNDS = ' line, found {count}")
     return _header("(the public self-tests)") + text
+
+
+def public_cases_json(config: CourseConfig, reference_path: Path) -> str:
+    """The public cases' judge data (autograder/checks/judge_data.py:public_data) as JSON text: inputs,
+    the reference's outputs and the known bugs' outputs on PUBLIC cases only (never a hidden case, never
+    the reference's code). Floats are written exactly (repr round-trips)."""
+    from ..checks.judge_data import public_data
+    from ..reference import load_reference
+    arrays = public_data(load_reference(config.activation, reference_path), config)
+    out = {}
+    for name, value in arrays.items():
+        value = np.asarray(value)
+        if value.dtype.kind == "U":
+            out[name] = {"dtype": "str", "shape": [], "values": str(value)}
+        else:
+            kind = "float64" if value.dtype.kind == "f" else "int64"
+            out[name] = {"dtype": kind, "shape": list(value.shape), "values": value.astype(kind).ravel().tolist()}
+    return json.dumps({"about": f"{GENERATED}: the public cases of the {config.year} grader ({config.activation}), "
+                                "read by test_mlp.py; regenerate it, do not edit it.", "arrays": out},
+                      indent=0, sort_keys=False) + "\n"
 
 
 def solution_leaks(parsed: ParsedSource, files: dict[str, str]) -> list[tuple[str, str]]:
@@ -90,7 +112,12 @@ def render_assignment(config: CourseConfig, solutions_dir: Path | None = None) -
         "mlp.py": skeleton,
         "gradcheck.py": _header("as a verbatim copy of autograder/gradcheck.py")
         + (PACKAGE_DIR / "gradcheck.py").read_text(encoding="utf-8"),
+        "bplab_judges.py": _header("as a verbatim copy of autograder/judges.py (the grader's own judges)")
+        + (PACKAGE_DIR / "judges.py").read_text(encoding="utf-8"),
+        "public_cases.json": public_cases_json(config, source_path),
         "test_mlp.py": _public_tests(config),
+        "selftest_helpers.py": _header("(helpers of the public self-tests)")
+        + (_TEMPLATES / "public_helpers.py").read_text(encoding="utf-8"),
         "conftest.py": _header("(pytest set-up for the self-tests)")
         + (_TEMPLATES / "public_conftest.py").read_text(encoding="utf-8"),
         "pytest.ini": _header("(makes this folder its own pytest project)") + "[pytest]\naddopts = -ra\n",

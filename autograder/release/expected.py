@@ -2,9 +2,9 @@
 
 The otter-grader and nbgrader versions grade with :mod:`autograder.release.nbchecks` (shipped as
 ``bplab_checks.py``) against these values, so they need no solution code. Every test here mirrors one
-test of the backprop-lab grader: the same cases (drawn from the same ``config.seed(purpose)`` streams
-in the same order as ``autograder/checks/*``), the same tolerances and the same points, so the three
-graders agree on a submission. The file is ``expected.npz``, written and read with
+test of the backprop-lab grader: the same cases (from the grader's own case generators in
+``autograder/checks/*``), the same judges (``autograder/judges.py``, shipped as ``bplab_judges.py``)
+and the same points, so the graders agree on a submission. The file is ``expected.npz``, written and read with
 ``allow_pickle=False``; its keys are ``<test id>/<array name>``.
 """
 from __future__ import annotations
@@ -18,12 +18,14 @@ from types import ModuleType
 
 import numpy as np
 
-from ..checks import forward as forward_check
-from ..checks import minibatch as minibatch_check
-from ..checks import sgd_step as sgd_check
-from ..checks.cases import PARAM_KEYS, Case, hidden_cases, make_case, public_toy
+from ..checks.cases import hidden_cases, make_case, public_toy
 from ..checks.forward import large_logit_case
-from ..checks.common import split_points
+from ..checks.gradients import gradient_cases
+from ..checks.judge_data import many, public_data, sgd_data
+from ..checks.minibatch import cases as minibatch_cases
+from ..checks.minibatch import perturbed
+from ..checks.registry import LABELS, split_points
+from ..checks.sgd_step import cases as sgd_cases
 from ..checks.training import PARTIAL_SCALE
 from ..checks.training_rules import INIT_MIN_ERROR, INIT_ROWS, PLATEAU_ERROR, PLATEAU_SPREAD, PLATEAU_WINDOW
 from ..config import CourseConfig
@@ -62,83 +64,53 @@ class ReleaseTest:
         return f"{module}.{self.function}({', '.join(self.args)}, {data_expr}{extra})"
 
 
-def _case_arrays(case: Case, index: int, ref: ModuleType | None = None, probs: bool = False,
-                 grads: bool = False) -> dict[str, np.ndarray]:
-    out = {f"case{index}.{k}": np.asarray(v, dtype=np.float64) for k, v in case.arrays().items()}
-    if ref is not None and probs:
-        out[f"case{index}.probs"] = ref.forward(case.params, case.X)[0]
-    if ref is not None and grads:
-        _, cache = ref.forward(case.params, case.X)
-        for k, g in ref.backward(case.params, cache, case.Y).items():
-            out[f"case{index}.g{k}"] = np.asarray(g, dtype=np.float64)
-    return out
-
-
-def _many(cases: list[Case], ref: ModuleType | None = None, probs: bool = False, grads: bool = False):
-    data: dict[str, np.ndarray] = {}
-    for i, case in enumerate(cases):
-        data.update(_case_arrays(case, i, ref, probs, grads))
-    return data
-
-
 def _forward_tests(config: CourseConfig, ref: ModuleType) -> list[ReleaseTest]:
-    act, labels = config.activation, forward_check.LABELS
+    labels = LABELS["forward"]
     pts = split_points(config.rubric["forward"], labels)
-    large = large_logit_case(config)
-    groups = [[public_toy(act)], hidden_cases(config, "forward"), [large]]
+    groups = [[public_toy(config.activation)], hidden_cases(config, "forward"), [large_logit_case(config)]]
     return [ReleaseTest("forward", label, p, hidden=i > 0, function="forward_matches", args=("forward",),
-                        data=_many(group, ref, probs=True))
+                        data=many(group, ref, config, forward=True))
             for i, (label, p, group) in enumerate(zip(labels, pts, groups))]
 
 
 def _gradient_tests(config: CourseConfig, ref: ModuleType) -> list[ReleaseTest]:
-    labels = list(PARAM_KEYS)
+    labels = LABELS["gradients"]
     pts = split_points(config.rubric["gradients"], labels)
-    chosen = [public_toy(config.activation)] + hidden_cases(config, "gradients", count=2)
-    data = _many(chosen, ref, grads=True)
+    data = many(gradient_cases(config), ref, config, gradients=True)
     return [ReleaseTest("gradients", key, p, True, "gradient_matches", ("forward", "backward"), data, (key,))
             for key, p in zip(labels, pts)]
 
 
 def _minibatch_tests(config: CourseConfig, ref: ModuleType) -> list[ReleaseTest]:
-    act, labels = config.activation, minibatch_check.LABELS
+    labels = LABELS["minibatch"]
     pts = split_points(config.rubric["minibatch"], labels)
-    rng = np.random.default_rng(config.seed("minibatch"))  # the draws of autograder/checks/minibatch.py
-    n_in, n_hidden, n_out = int(rng.integers(4, 20)), int(rng.integers(3, 12)), int(rng.integers(2, 8))
-    batch = make_case("batch of 6", rng, n_in, n_hidden, n_out, 6, act)
-    sizes = [make_case("N=1", rng, n_in, n_hidden, n_out, 1, act), make_case("N=7", rng, n_in, n_hidden, n_out, 7, act)]
+    batch, sizes = minibatch_cases(config)  # the grader's own draws
+    rows = many([batch], ref, config, forward=True) | {"case0.X2": perturbed(ref, batch, config.seed("minibatch-rows"))}
     fb = ("forward", "backward")
     return [
         ReleaseTest("minibatch", labels[0], pts[0], True, "batch_is_mean", fb,
-                    _many([batch]) | _per_example_gradients(ref, batch)),
-        ReleaseTest("minibatch", labels[1], pts[1], True, "rows_independent", ("forward",), _many([batch], ref, probs=True)),
-        ReleaseTest("minibatch", labels[2], pts[2], True, "sizes_match", fb, _many(sizes, ref, grads=True)),
+                    many([batch], ref, config, gradients=True, fd=False, per_example=True, variants=False)),
+        ReleaseTest("minibatch", labels[1], pts[1], True, "rows_independent", ("forward",), rows),
+        ReleaseTest("minibatch", labels[2], pts[2], True, "sizes_match", fb,
+                    many(sizes, ref, config, gradients=True, fd=False, variants=False)),
         ReleaseTest("minibatch", labels[3], pts[3], True, "inputs_unchanged", fb,
-                    _many([public_toy(act), batch] + sizes, ref, probs=True, grads=True)),
+                    many([public_toy(config.activation), batch] + sizes, ref, config, forward=True, gradients=True,
+                         fd=False, variants=False)),
     ]
 
 
-def _per_example_gradients(ref: ModuleType, case: Case, index: int = 0) -> dict[str, np.ndarray]:
-    """``case{index}.e{i}g{K}``: the reference's gradient of example i alone (the grader credits the
-    batch-mean test only on keys whose per-example gradients are right, issue 12)."""
-    out = {}
-    for i in range(case.X.shape[0]):
-        _, cache = ref.forward(case.params, case.X[i:i + 1])
-        for k, g in ref.backward(case.params, cache, case.Y[i:i + 1]).items():
-            out[f"case{index}.e{i}g{k}"] = np.asarray(g, dtype=np.float64)
+def _sgd_arrays(calls: list[tuple[dict, dict, float]]) -> dict[str, np.ndarray]:
+    """``case0.p.<K> case0.g.<K> case0.lr`` (and ``p2 g2 lr2``): the calls ``bplab_checks.sgd_exact`` makes."""
+    out: dict[str, np.ndarray] = {}
+    for (params, grads, lr), suffix in zip(calls, ("", "2")):
+        out |= {f"case0.{k}": v for k, v in sgd_data(params, grads, lr, suffix).items()}
     return out
 
 
 def _sgd_tests(config: CourseConfig) -> list[ReleaseTest]:
-    labels = sgd_check.LABELS
+    labels = LABELS["sgd_step"]
     pts = split_points(config.rubric["sgd_step"], labels)
-    rng = np.random.default_rng(config.seed("sgd_step"))  # the draws of autograder/checks/sgd_step.py
-    case = make_case("sgd case", rng, int(rng.integers(3, 15)), int(rng.integers(2, 10)), int(rng.integers(2, 8)),
-                     3, config.activation)
-    grads = {k: rng.standard_normal(v.shape) for k, v in case.params.items()}
-    lr = float(rng.uniform(0.05, 0.9))
-    data = {f"case0.p{k}": v for k, v in case.params.items()} | {f"case0.g{k}": v for k, v in grads.items()}
-    data["case0.lr"] = np.asarray(lr)
+    data = _sgd_arrays(sgd_cases(config))  # the grader's own draws
     return [ReleaseTest("sgd_step", labels[0], pts[0], True, "sgd_exact", ("sgd_step",), data),
             ReleaseTest("sgd_step", labels[1], pts[1], True, "sgd_keeps_grads", ("sgd_step",), data)]
 
@@ -246,14 +218,12 @@ SELF_CHECK = "public self-check (0 points)"
 
 
 def _self_checks(config: CourseConfig, ref: ModuleType, budget: float | None = None) -> dict[str, ReleaseTest]:
-    """0-point public tests on public data, so that students' ``otter check`` covers every question."""
-    toy = public_toy(config.activation)
-    data = _many([toy], ref, probs=True, grads=True)
-    rng = np.random.default_rng(20241)
-    case = make_case("public sgd case", rng, 5, 4, 3, 2, config.activation)
-    sgd = {f"case0.p{k}": v for k, v in case.params.items()}
-    sgd |= {f"case0.g{k}": rng.standard_normal(v.shape) for k, v in case.params.items()}
-    sgd["case0.lr"] = np.asarray(0.1)
+    """0-point public tests on public data, so that students' ``otter check`` covers every question:
+    the same public cases and expected values as the handout's self-tests (judge_data.public_data);
+    the training self-check trains on MNIST and is judged on the validation split."""
+    public = public_data(ref, config)
+    data = {f"case0.{k[4:]}": v for k, v in public.items() if k.startswith("toy.")}
+    sgd = {f"case0.{k[4:]}": v for k, v in public.items() if k.startswith("sgd.")}
     spec = training_spec(config, 20242, "valid", budget)
     fb = ("forward", "backward")
     return {
@@ -306,6 +276,8 @@ def run_tests(tests: list[ReleaseTest], namespace: dict | ModuleType,
                     results.append((test, test.points, ""))
                 except AssertionError as exc:
                     results.append((test, 0.0, str(exc)))
+                except Exception as exc:  # noqa: BLE001 - in otter/nbgrader a test cell that raises fails that test
+                    results.append((test, 0.0, f"the test raised {type(exc).__name__}: {exc}"))
     finally:
         if not before:
             os.environ.pop(nbtraining.MNIST_ENV, None)

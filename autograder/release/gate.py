@@ -154,7 +154,7 @@ def _mutant_rows(config: CourseConfig, env: Environment, tests: list[ReleaseTest
         return [GateRow("mutants", "autograder.mutants", f"missing ({exc})", False)]
     rows = []
     reference = gate_reference(config)
-    for m in mutants.gate_mutants(config.extensions):
+    for m in mutants.gate_mutants(config.extensions, config.activation):
         started = time.perf_counter()
         expected = f"loses {m.expected_check} [{m.expected_diagnosis}]"
         try:

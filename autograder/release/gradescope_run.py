@@ -24,19 +24,17 @@ def autograder_root() -> Path:
 
 def _failure(message: str, status: str) -> dict:
     """A schema-valid results.json giving 0 with ``message`` (every check listed)."""
-    from ..config import CHECK_IDS, load_config
-    from ..grade import CHECK_LABELS
-    from ..checks.common import zero_results
+    from types import SimpleNamespace
+    from ..checks.registry import CHECK_IDS, all_zero
+    from ..config import load_config
     from ..results import GradeReport, to_gradescope
     try:
         config = load_config()
-        rubric, year, activation = config.rubric, config.year, config.activation
     except Exception:  # noqa: BLE001 - even a broken config must give Gradescope a results.json
-        rubric, year, activation = {c: 0.0 for c in CHECK_IDS}, 0, "?"
-    report = GradeReport([], "not started", activation, year, status=status, notes=[message])
-    for check_id in CHECK_IDS:
-        report.results += zero_results(check_id, CHECK_LABELS[check_id], rubric.get(check_id, 0.0), message,
-                                       [status])
+        config = SimpleNamespace(rubric={c: 0.0 for c in CHECK_IDS}, extensions={}, extension_points={}, year=0,
+                                 activation="?")
+    report = GradeReport([], "not started", config.activation, config.year, status=status, notes=[message])
+    report.results += all_zero(config, message, [status])  # the enabled extensions too: out of the same maximum
     return to_gradescope(report)
 
 

@@ -50,9 +50,10 @@ class Fingerprints:
                 where = f"{test.test_id}/{name}"
                 for dtype in (np.float64, np.float32):
                     data = np.ascontiguousarray(arr, dtype=dtype).tobytes()
-                    if len(data) >= MIN_BYTES:
+                    if len(data) >= MIN_BYTES and not _constant(arr):  # zeros (a known bug's gradient) are no evidence
                         self.raw.append((where, data))
-                        if arr.ndim == 2 and arr.shape[1] * np.dtype(dtype).itemsize >= MIN_BYTES:
+                        if arr.ndim == 2 and arr.shape[1] * np.dtype(dtype).itemsize >= MIN_BYTES and \
+                                not _constant(arr[0]):
                             self.raw.append((f"{where}[0]", np.ascontiguousarray(arr[0], dtype=dtype).tobytes()))
                 for value in arr.ravel()[:256]:
                     for text in _decimal_forms(float(value)):
@@ -62,6 +63,12 @@ class Fingerprints:
     def in_bytes(self, data: bytes) -> list[str]:
         """Hidden arrays whose raw bytes occur in ``data``."""
         return [where for where, raw in self.raw if raw in data]
+
+
+def _constant(arr: np.ndarray) -> bool:
+    """One value repeated (a row of zeros, say): such bytes occur anywhere and identify nothing."""
+    flat = np.asarray(arr).ravel()
+    return flat.size > 0 and bool(np.all(flat == flat[0]))
 
 
 def _decimal_forms(value: float) -> list[str]:

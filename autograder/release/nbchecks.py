@@ -10,8 +10,15 @@ import os
 
 import numpy as np
 
+try:  # inside the autograder package
+    from .. import extension_judges, gradcheck, judges
+except ImportError:  # shipped: bplab_judges.py, bplab_extension_judges.py and gradcheck.py lie next to it
+    import bplab_extension_judges as extension_judges
+    import bplab_judges as judges
+    import gradcheck
+
 KEYS = ("W", "b", "V", "c")
-FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+FLOAT_DTYPES = judges.FLOAT_DTYPES
 
 
 # ---- packing: arrays travel inside test cells as base64 text of an .npz (never pickled) --------
@@ -76,31 +83,10 @@ def _call(fn, name, *args):
 
 
 def _array(name, value, shape, allow_nonfinite=False):
-    if type(value) is not np.ndarray:
-        raise AssertionError(f"{name} is a {type(value).__name__}, expected a plain numpy array of shape {shape}")
-    if value.shape != tuple(shape):
-        hint = ""
-        if len(shape) == 2 and value.shape == tuple(shape)[::-1]:
-            hint = " (transposed: you have the axes the other way round)"
-        elif value.ndim == len(shape) + 1 and value.shape[1:] == tuple(shape):
-            hint = " (one row per example: did you forget to sum over the batch axis?)"
-        raise AssertionError(f"{name} has shape {value.shape}, expected {tuple(shape)}{hint}")
-    if value.dtype not in FLOAT_DTYPES:
-        raise AssertionError(f"{name} has dtype {value.dtype}; return float64 (or float32)")
-    if not allow_nonfinite and not np.all(np.isfinite(value)):
-        raise AssertionError(f"{name} contains NaN or inf")
+    problem = judges.array_problem(name, value, shape, allow_nonfinite)
+    if problem:
+        raise AssertionError(problem)
     return value
-
-
-def _tol(dtype, float64, float32):
-    return float32 if np.dtype(dtype) == np.float32 else float64
-
-
-def relative_error(a, n):
-    """``|a - n| / max(|a| + |n|, 1e-8)`` with Frobenius norms; 0 means identical."""
-    a = np.asarray(a, dtype=np.float64)
-    n = np.asarray(n, dtype=np.float64)
-    return float(np.linalg.norm(a - n) / max(np.linalg.norm(a) + np.linalg.norm(n), 1e-8))
 
 
 def _probs(forward, params, X):
@@ -110,10 +96,10 @@ def _probs(forward, params, X):
     return out
 
 
-def _grads(forward, backward, case):
+def _grads(forward, backward, case, X=None, Y=None):
     params = _params(case)
-    probs, cache = _probs(forward, params, np.array(case["X"]))
-    grads = _call(backward, "backward", params, cache, np.array(case["Y"]))
+    probs, cache = _probs(forward, params, np.array(case["X"] if X is None else X))
+    grads = _call(backward, "backward", params, cache, np.array(case["Y"] if Y is None else Y))
     if not isinstance(grads, dict):
         raise AssertionError(f"backward returned {type(grads).__name__}; it must return a dict with keys W, b, V, c")
     return grads
@@ -125,36 +111,53 @@ def _grad(grads, key, shape):
     return _array(f"dL/d{key}", grads[key], shape)
 
 
+def _all_grads(forward, backward, case, X=None, Y=None):
+    """Every gradient, a (1, n) bias taken as (n,) (the gradients tests charge that shape, as the grader)."""
+    grads = _grads(forward, backward, case, X, Y)
+    return {k: _grad({k: judges.squeeze_to(grads.get(k), case[k].shape)} if k in grads else {}, k, case[k].shape)
+            for k in KEYS}
+
+
+def _truth(case, prefix=""):
+    """(truth, truth in float32) of a case's data: ``g.<K>`` and ``g32.<K>`` (autograder/checks/judge_data.py)."""
+    return ({k: case[f"{prefix}g.{k}"] for k in KEYS}, {k: case[f"{prefix}g32.{k}"] for k in KEYS})
+
+
+def _fail(verdict, where):
+    if not verdict.passed:
+        raise AssertionError(f"{where}: {verdict.message}")
+
+
 # ---- forward -------------------------------------------------------------------------------------
 def forward_matches(forward, data):
-    """probs of every case match the reference's (rtol 1e-6, atol 1e-9 in float64)."""
+    """probs of every case match the reference's (bplab_judges.probs: rtol 1e-6, atol 1e-9 in float64)."""
     for i, case in enumerate(cases(data)):
-        params = _params(case)
-        probs, _ = _probs(forward, params, np.array(case["X"]))
+        probs, _ = _probs(forward, _params(case), np.array(case["X"]))
         shape = (case["X"].shape[0], case["V"].shape[0])
         probs = _array("probs", probs, shape, allow_nonfinite=True)
-        if not np.all(np.isfinite(probs)):
-            raise AssertionError(f"case {i}: probs contain NaN or inf (an exp that overflows? subtract each "
-                                 "row's maximum logit before np.exp)")
-        expected = case["probs"]
-        rtol, atol = _tol(probs.dtype, 1e-6, 1e-4), _tol(probs.dtype, 1e-9, 1e-6)
-        err = float(np.max(np.abs(probs - expected) / (atol + rtol * np.abs(expected))))
-        if err > 1.0:
-            raise AssertionError(f"case {i} (N={shape[0]}): probs differ from the expected values by up to "
-                                 f"{np.max(np.abs(probs - expected)):.3g}; check a = X W^T + b, h = f(a), "
-                                 "logits = h V^T + c and the softmax over each row")
+        variants = {k[3:]: v for k, v in case.items() if k.startswith("fv=")}
+        _fail(judges.probs(probs, case["probs"], case["probs32"], variants, str(case["activation"]),
+                           bool(case["overflow"])), f"case {i} (N={shape[0]})")
 
 
 # ---- gradients -----------------------------------------------------------------------------------
 def gradient_matches(forward, backward, data, key):
-    """dL/d``key`` of every case matches the true gradient (relative error < 1e-6 in float64)."""
-    for i, case in enumerate(cases(data)):
-        grads = _grads(forward, backward, case)
-        got = _grad(grads, key, case[key].shape)
-        err = relative_error(got, case["g" + key])
-        if err > _tol(got.dtype, 1e-6, 1e-4):
-            raise AssertionError(f"case {i} (N={case['X'].shape[0]}): dL/d{key} has relative error {err:.2e} "
-                                 "against the true gradient of the mean loss")
+    """dL/d``key`` of every case matches the true gradient (bplab_judges.gradient), and the first case
+    again gives the same gradient (no hidden state between calls)."""
+    found = cases(data)
+    first = None
+    for i, case in enumerate(found):
+        got = _grad(_grads(forward, backward, case), key, case[key].shape)
+        first = got.copy() if first is None else first
+        truth, truth32 = _truth(case)
+        variants = {k.split(".", 2)[2]: v for k, v in case.items() if k.startswith(f"gv.{key}.")}
+        messages = {k[3:]: str(v) for k, v in case.items() if k.startswith("gm.")}
+        _fail(judges.gradient(key, got, truth[key], truth32[key], judges.grad_scale(truth), case["X"].shape[0],
+                              case["Y"].shape[1], variants, messages), f"case {i} (N={case['X'].shape[0]}): dL/d{key}")
+    again = _grads(forward, backward, found[0]).get(key)  # the grader's repeat of its first case
+    if type(again) is not np.ndarray or again.shape != first.shape or gradcheck.relative_error(again, first) > 1e-12:
+        raise AssertionError(f"called again on the first case, backward returned a different dL/d{key}: it keeps "
+                             "hidden state between calls; it must depend only on params, cache and Y")
 
 
 def gradients_match_all(forward, backward, data):
@@ -165,56 +168,32 @@ def gradients_match_all(forward, backward, data):
 
 # ---- minibatch -----------------------------------------------------------------------------------
 def batch_is_mean(forward, backward, data):
-    """The gradient of a batch equals the mean of its per-example gradients."""
+    """The gradient of a batch equals the mean of its per-example gradients (bplab_judges.batch_mean)."""
     case = cases(data)[0]
-    batch = _grads(forward, backward, case)
-    shapes = {k: case[k].shape for k in KEYS}
-    batch = {k: _grad(batch, k, shapes[k]) for k in KEYS}
-    singles = []
-    for i in range(case["X"].shape[0]):
-        one = dict(case, X=case["X"][i:i + 1], Y=case["Y"][i:i + 1])
-        g = _grads(forward, backward, one)
-        singles.append({k: _grad(g, k, shapes[k]) for k in KEYS})
-    tol = 1e-8 if all(v.dtype == np.float64 for v in batch.values()) else 1e-4
-    usable = [k for k in KEYS if all(f"e{i}g{k}" not in case or relative_error(s[k], case[f"e{i}g{k}"])
-                                     <= _tol(s[k].dtype, 1e-6, 1e-4) for i, s in enumerate(singles))]
-    if not usable:  # as the grader: zero or wrong per-example gradients earn nothing here
-        raise AssertionError("not credited: the per-example gradients are wrong for every parameter")
-    for key in usable:
-        err = relative_error(batch[key], np.mean([s[key] for s in singles], axis=0))
-        if err > tol:
-            raise AssertionError(f"the batch gradient dL/d{key} is not the mean of the per-example gradients "
-                                 f"(relative error {err:.2e}); the loss is the MEAN over the batch")
+    n = case["X"].shape[0]
+    batch = _all_grads(forward, backward, case)
+    singles, usable = [], set(KEYS)
+    for i in range(n):
+        singles.append(_all_grads(forward, backward, case, case["X"][i:i + 1], case["Y"][i:i + 1]))
+        usable &= judges.right_keys(singles[-1], *_truth(case, f"e{i}."))
+    ref_singles = [_truth(case, f"e{i}.")[1] for i in range(n)]
+    _fail(judges.batch_mean(batch, singles, usable, _truth(case)[1], ref_singles), f"batch of {n}")
 
 
 def rows_independent(forward, data):
-    """Changing example 0 leaves the probabilities of the other examples unchanged."""
+    """Changing example 0 (``X2``: the grader's perturbation) leaves the other examples' probs unchanged."""
     case = cases(data)[0]
-    params = _params(case)
-    X = np.array(case["X"])
-    shape = (X.shape[0], case["V"].shape[0])
-    first = _array("probs", _probs(forward, params, X.copy())[0], shape)
-    X2 = X.copy()
-    X2[0] += 3.0
-    second = _array("probs", _probs(forward, _params(case), X2)[0], shape)
-    changed = float(np.abs(first[1:] - second[1:]).max())
-    if changed > _tol(first.dtype, 1e-12, 1e-6):
-        raise AssertionError(f"changing only example 0 changed the probabilities of other examples (by up to "
-                             f"{changed:.2e}): normalise over axis=1 (the classes), not over the batch")
-    if "probs" in case and float(np.max(np.abs(first - case["probs"]))) > _tol(first.dtype, 1e-6, 1e-4):
-        raise AssertionError("not credited: probs are wrong on this case, so independent rows show nothing yet")
+    shape = (case["X"].shape[0], case["V"].shape[0])
+    first = _array("probs", np.asarray(_probs(forward, _params(case), np.array(case["X"]))[0]), shape)  # values, as
+    second = _array("probs", np.asarray(_probs(forward, _params(case), np.array(case["X2"]))[0]), shape)  # the grader
+    _fail(judges.rows_independent(first, second, case["probs"], case["probs32"]), "rows independent")
 
 
 def sizes_match(forward, backward, data):
-    """Gradients are right for N=1 and for an odd N."""
+    """Gradients are right for N=1 and for an odd N (bplab_judges.batch_size)."""
     for case in cases(data):
-        grads = _grads(forward, backward, case)
-        for key in KEYS:
-            got = _grad(grads, key, case[key].shape)
-            err = relative_error(got, case["g" + key])
-            if err > _tol(got.dtype, 1e-6, 1e-4):
-                raise AssertionError(f"N={case['X'].shape[0]}: dL/d{key} is wrong (relative error {err:.2e}); "
-                                     "check sums and means over the batch axis")
+        n = case["X"].shape[0]
+        _fail(judges.batch_size(_all_grads(forward, backward, case), *_truth(case), n), f"N={n}")
 
 
 def inputs_unchanged(forward, backward, data):
@@ -234,59 +213,73 @@ def inputs_unchanged(forward, backward, data):
         if changed:
             raise AssertionError(f"forward/backward changed {', '.join(changed)} in place; compute new arrays "
                                  "instead (e.g. not `X -= ...`)")
-    if not right and any("probs" in c for c in cases(data)):
+    if not right:
         raise AssertionError("not credited: neither forward nor backward was right on any case yet")
 
 
 def _right_somewhere(case, probs, grads):
     """Are probs, or every gradient, the reference's on this case? (the grader's gate for 'inputs not mutated')"""
     try:
-        if "probs" in case and np.asarray(probs).shape == case["probs"].shape and \
-                float(np.max(np.abs(np.asarray(probs, dtype=np.float64) - case["probs"]))) <= 1e-4:
+        if type(probs) is np.ndarray and probs.shape == case["probs"].shape and probs.dtype in FLOAT_DTYPES and \
+                judges.probs(probs, case["probs"], case["probs32"]).passed:
             return True
-        return isinstance(grads, dict) and all(
-            "g" + k in case and np.asarray(grads.get(k)).shape == case["g" + k].shape
-            and relative_error(np.asarray(grads[k], dtype=np.float64), case["g" + k]) <= 1e-4 for k in KEYS)
+        return isinstance(grads, dict) and all(type(grads.get(k)) is np.ndarray and grads[k].shape == case[k].shape
+                                               for k in KEYS) and judges.right_keys(grads, *_truth(case)) == set(KEYS)
     except (TypeError, ValueError):
         return False
 
 
 # ---- sgd_step ------------------------------------------------------------------------------------
-def _sgd(sgd_step, case):
-    params = {k: np.array(case["p" + k]) for k in KEYS}
-    grads = {k: np.array(case["g" + k]) for k in KEYS}
-    kept = {k: v.copy() for k, v in grads.items()}
-    new = _call(sgd_step, "sgd_step", params, grads, float(case["lr"]))
-    return new, grads, kept
+_SGD = []  # (sgd_step, packed case, calls): the function itself is kept, so an id is never reused
+
+
+def _sgd_calls(sgd_step, case):
+    """The grader's three calls, (p, g, lr), (p2, g2, lr2), (p, g, lr) again: [(suffix, new, grads, copy)],
+    made once per sgd_step and case (as the grader, which calls it three times in all: hidden state shows)."""
+    packed = pack(case)
+    for fn, key, calls in _SGD:
+        if fn is sgd_step and key == packed:
+            return calls
+    _SGD.append((sgd_step, packed, _sgd_made(sgd_step, case)))
+    return _SGD[-1][2]
+
+
+def _sgd_made(sgd_step, case):
+    out = []
+    for suffix in ("", "2", ""):
+        if f"lr{suffix}" not in case:
+            continue
+        params = {k: np.array(case[f"p{suffix}.{k}"]) for k in KEYS}
+        grads = {k: np.array(case[f"g{suffix}.{k}"]) for k in KEYS}
+        kept = {k: v.copy() for k, v in grads.items()}
+        out.append((suffix, _call(sgd_step, "sgd_step", params, grads, float(case[f"lr{suffix}"])), grads, kept))
+    return out
+
+
+def _sgd_verdict(case, calls):
+    """bplab_judges.sgd_calls on the calls made: (verdict, keys the first call updated exactly)."""
+    return judges.sgd_calls([(*(dict((k, case[f"{x}{s}.{k}"]) for k in KEYS) for x in "pg"), float(case[f"lr{s}"]),
+                              judges.sgd_returned(new, {k: case[f"p{s}.{k}"].shape for k in KEYS}))
+                             for s, new, _, _ in calls])
 
 
 def sgd_exact(sgd_step, data):
-    """Every key is updated as p - lr * g."""
+    """Every key is updated as p - lr * g, on each of the grader's three calls in a row."""
     case = cases(data)[0]
-    new, _, _ = _sgd(sgd_step, case)
-    if not isinstance(new, dict):
-        raise AssertionError(f"sgd_step returned {type(new).__name__}; return a dict with the keys W, b, V, c")
-    for key in KEYS:
-        if key not in new:
-            raise AssertionError(f"the dict sgd_step returned has no key {key!r}: every parameter takes a step")
-        got = _array(f"the new {key}", new[key], case["p" + key].shape)
-        expected = case["p" + key] - float(case["lr"]) * case["g" + key]
-        if not np.allclose(got, expected, rtol=_tol(got.dtype, 1e-12, 1e-6), atol=1e-14):
-            raise AssertionError(f"the new {key} is not p - lr * g")
+    verdict, _ = _sgd_verdict(case, _sgd_calls(sgd_step, case))
+    if not verdict.passed:
+        raise AssertionError(verdict.message)
 
 
 def sgd_keeps_grads(sgd_step, data):
-    """sgd_step does not modify the gradients it is given."""
+    """sgd_step does not modify the gradients it is given (credited once some key is updated right)."""
     case = cases(data)[0]
-    new, grads, kept = _sgd(sgd_step, case)
-    changed = [k for k in KEYS if not np.array_equal(np.asarray(grads[k]), kept[k], equal_nan=True)]
+    calls = _sgd_calls(sgd_step, case)
+    changed = sorted({k for _, _, grads, kept in calls for k in KEYS
+                      if not np.array_equal(np.asarray(grads[k]), kept[k], equal_nan=True)})
     if changed:
         raise AssertionError(f"sgd_step changed the gradients {', '.join(changed)}; read them, do not modify them")
-    lr = float(case["lr"])
-    exact = [k for k in KEYS if isinstance(new, dict) and k in new and np.asarray(new[k]).shape == case["p" + k].shape
-             and np.all(np.abs(np.asarray(new[k], dtype=np.float64) - (case["p" + k] - lr * case["g" + k]))
-                        <= _tol(np.asarray(new[k]).dtype, 1e-12, 1e-6) * (np.abs(case["p" + k]) + lr * np.abs(case["g" + k])) + 1e-14)]
-    if not exact:  # as the grader: an update that is wrong everywhere earns nothing for leaving grads alone
+    if not _sgd_verdict(case, calls)[1]:  # as the grader: a wrong update earns nothing for unchanged grads
         raise AssertionError("not credited: no key was updated correctly")
 
 
@@ -327,8 +320,7 @@ def l2_value(l2_penalty, data):
         value = float(value)
     except (TypeError, ValueError):
         raise AssertionError(f"l2_penalty returned {type(value).__name__}; return one float") from None
-    if not np.isclose(value, float(data["expected"]), rtol=1e-8, atol=1e-12):
-        raise AssertionError(f"l2_penalty returned {value:.6g}, expected (weight_decay/2)(|W|² + |V|²)")
+    _fail(extension_judges.l2_value(value, _case_params(data), wd), "l2_penalty")
 
 
 def l2_grads(l2_penalty_grads, data):
@@ -342,10 +334,10 @@ def l2_grads(l2_penalty_grads, data):
         if key not in out:
             raise AssertionError(f"l2_penalty_grads' dict has no key {key!r}")
         got = _array(f"the returned {key}", out[key], params[key].shape)
-        err = relative_error(got, data["e." + key])
-        if err > 1e-6:
-            raise AssertionError(f"the returned {key} has relative error {err:.1e} against the gradient of the "
-                                 "penalized loss (weight decay applies to W and V, not to b and c)")
+        _, problem = extension_judges.l2_grad_key(key, got, data["g." + key], data["p." + key],
+                                                  float(data["weight_decay"]), data["e." + key])
+        if problem:
+            raise AssertionError(f"l2_penalty_grads: {problem[1]}")
 
 
 def _early_answers(early_stopping, data):
@@ -367,13 +359,8 @@ def _early_answers(early_stopping, data):
 
 def early_stopping_epoch(early_stopping, data, index):
     """stop_epoch (index 0) or best_epoch (index 1) is right on every validation curve."""
-    what = ("stop_epoch", "best_epoch")[index]
-    answers = _early_answers(early_stopping, data)
-    wrong = [i for i, a in enumerate(answers) if a[index] != int(data[f"expected{i}"][index])]
-    if wrong:
-        raise AssertionError(f"{what} is wrong on {len(wrong)} of {len(answers)} validation curves; see the rule in "
-                             "the docstring: stop at the first epoch with epoch - best_epoch == patience, a tie is "
-                             "not an improvement, epochs count from 0")
+    cases = [([float(x) for x in data[f"curve{i}"]], int(data[f"patience{i}"])) for i in range(int(data["count"]))]
+    _fail(extension_judges.early_stopping(index, _early_answers(early_stopping, data), cases), "early_stopping")
 
 
 def dropout_forward_ok(dropout_forward, data):
@@ -393,25 +380,10 @@ def dropout_forward_ok(dropout_forward, data):
     dropped, masks = np.array(dropped), np.array(masks)
     if masks.shape != dropped.shape:
         raise AssertionError(f"mask must have h's shape {h.shape}")
-    kept = dropped != 0
-    keep_frac = float(kept.mean())
-    scale = float(np.mean(dropped[kept] / np.broadcast_to(h, dropped.shape)[kept])) if kept.any() else 0.0
-    mean_ratio = float(dropped.mean(axis=0).sum() / h.sum())
-    if abs(keep_frac - (1 - rate)) > 0.03:
-        raise AssertionError(f"{100 * keep_frac:.1f}% of the units were kept, expected {100 * (1 - rate):.0f}% at "
-                             f"rate {rate} (rate is the probability of DROPPING a unit)")
-    if not np.isclose(scale, 1 / (1 - rate), rtol=1e-6):
-        raise AssertionError(f"kept units are scaled by {scale:.4f}, expected 1/(1-rate) = {1 / (1 - rate):.4f}")
-    if abs(mean_ratio - 1) > 0.03:
-        raise AssertionError(f"over {draws} masks the mean of h_dropped is {mean_ratio:.3f} h, expected 1.000 h")
-    if not np.all((masks == 0) | (masks == 1)) or not np.array_equal(masks != 0, kept):
-        raise AssertionError("the mask must hold 1.0 exactly where the unit was kept and 0.0 elsewhere")
-    if draws > 1 and all(np.array_equal(masks[0], m) for m in masks[1:]):
-        raise AssertionError("every call used the same mask: draw a new one from rng each call (do not re-seed)")
+    _fail(extension_judges.dropout_forward(h, dropped, masks, rate), "dropout_forward")
     again = _call(dropout_forward, "dropout_forward", h.copy(), rate, np.random.default_rng(int(data["seed"])))
     if not np.array_equal(np.asarray(again[0]), dropped[0]):
-        raise AssertionError("two calls with equally seeded generators gave different masks: draw the mask from "
-                             "the rng argument, not from np.random")
+        raise AssertionError(extension_judges.DROPOUT_IGNORES_RNG)
 
 
 def dropout_backward_ok(dropout_backward, data):
@@ -419,5 +391,4 @@ def dropout_backward_ok(dropout_backward, data):
     dh, mask, rate = np.array(data["dh"]), np.array(data["mask"]), float(data["rate"])
     got = _array("the gradient dropout_backward returned",
                  _call(dropout_backward, "dropout_backward", dh, mask, rate), dh.shape)
-    if not np.allclose(got, dh * mask / (1 - rate), rtol=1e-10, atol=1e-12):
-        raise AssertionError("dropout_backward with a fixed mask: expected dh_dropped * mask / (1 - rate)")
+    _fail(extension_judges.dropout_backward(got, dh, mask, rate), "dropout_backward")

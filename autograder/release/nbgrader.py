@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -18,10 +17,10 @@ import nbformat
 
 from ..config import CourseConfig
 from ..errors import UserError
-from . import nbchecks, nbtraining
+from . import nbchecks, shipped
 from .expected import ReleaseTest, save_hidden
 from .tooling import tool_command
-from .notebook import CHECKS_MODULE, NOTEBOOK, TRAINING_MODULE, extension_cell, intro, module_cells, questions
+from .notebook import CHECKS_MODULE, NOTEBOOK, extension_cell, intro, module_cells, questions
 
 SCHEMA = 3
 
@@ -120,8 +119,7 @@ def build_nbgrader(config: CourseConfig, tests: list[ReleaseTest], dst: Path) ->
     source = dst / "source" / aid
     source.mkdir(parents=True, exist_ok=True)
     nbformat.write(source_notebook(config, tests), source / NOTEBOOK)
-    shutil.copyfile(Path(nbchecks.__file__), source / f"{CHECKS_MODULE}.py")
-    shutil.copyfile(Path(nbtraining.__file__), source / f"{TRAINING_MODULE}.py")
+    shipped.copy_to(source)  # bplab_checks.py, the judges it calls and bplab_training.py
     budget = max(float(t.data["budget_s"]) for t in tests if t.check_id == "training")
     (dst / "nbgrader_config.py").write_text(CONFIG.format(course=f"{aid}-{config.year}", hidden=f"{aid}.npz",
                                                           budget=budget, timeout=int(4 * budget + 120)),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..checks.registry import CORE, EXTENSIONS
 from ..checks.training import PARTIAL_SCALE
 from ..config import CourseConfig
 from ..handout.markers import Code, SolutionBlock, SolutionLine, parse
@@ -103,29 +104,8 @@ def _training_prompt(config: CourseConfig) -> str:
             "`BPLAB_MNIST`, a file `bplab_mnist.txt` holding its path, or a folder `mnist/` next to this notebook.")
 
 
-PROMPTS = {
-    "forward": "`forward(params, X)` returns `(probs, cache)`: softmax probabilities `(N, n_out)`, each row "
-               "summing to 1, for every N (including N=1) and without overflow on large logits.",
-    "gradients": "`backward(params, cache, Y)` returns the gradients of the MEAN negative log-likelihood over "
-                 "the batch, a dict with the keys and shapes of `params`. Each parameter is a test.",
-    "minibatch": "The gradient of a batch is the mean of the per-example gradients; each output row depends "
-                 "only on its input row; N=1 and odd N work; `forward` and `backward` never modify their inputs.",
-    "sgd_step": "`sgd_step(params, grads, learning_rate)` returns `{k: params[k] - learning_rate * grads[k]}` "
-                "for every key and leaves `grads` unchanged.",
-}
-
-
-EXTENSION_PROMPTS = {
-    "l2": "Optional extension (L2 weight decay): `l2_penalty(params, weight_decay)` returns "
-          "`(weight_decay/2)(|W|² + |V|²)`; `l2_penalty_grads(params, grads, weight_decay)` returns the gradients "
-          "of the penalized loss (weight decay on W and V only).",
-    "early_stopping": "Optional extension: `early_stopping(valid_errors, patience)` returns `(stop_epoch, best_epoch)`: "
-                      "stop at the first epoch with `epoch - best_epoch == patience` (a tie is no improvement; "
-                      "epochs count from 0; never stopping early gives the last epoch).",
-    "dropout": "Optional extension (inverted dropout): `dropout_forward(h, rate, rng)` returns `(h_dropped, mask)`, "
-               "dropping each unit with probability `rate` and dividing the kept ones by `1 - rate`, the mask "
-               "drawn from `rng`; `dropout_backward(dh, mask, rate)` returns `dh * mask / (1 - rate)`.",
-}
+PROMPTS = {s.check_id: s.prompt for s in CORE if s.prompt}  # autograder/checks/registry.py
+EXTENSION_PROMPTS = {s.check_id: s.prompt for s in EXTENSIONS}
 
 
 def graded_parts(config: CourseConfig) -> dict[str, float]:

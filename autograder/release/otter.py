@@ -20,14 +20,13 @@ from pathlib import Path
 import nbformat
 import yaml
 
-from .. import gradcheck
 from ..config import CourseConfig
 from ..errors import UserError
-from . import nbchecks, nbtraining
+from . import nbchecks, nbtraining, shipped
 from .expected import ReleaseTest, save_hidden
 from .tooling import tool_command
 from .walkthrough import IGNORE, walkthrough_cells, walkthrough_order
-from .notebook import CHECKS_MODULE, NOTEBOOK, TRAINING_MODULE, extension_cell, intro, module_cells, questions
+from .notebook import CHECKS_MODULE, NOTEBOOK, extension_cell, intro, module_cells, questions
 
 DATA = f"{CHECKS_MODULE}.unpack"
 
@@ -66,7 +65,7 @@ def test_cell(test: ReleaseTest) -> str:
 
 def assignment_config(config: CourseConfig, self_test: bool = True) -> str:
     cfg = {"name": f"{config.assignment}-{config.year}", "requirements": ["numpy", "threadpoolctl"],
-           "files": [f"{CHECKS_MODULE}.py", f"{TRAINING_MODULE}.py", "gradcheck.py"], "export_cell": False, "init_cell": True,
+           "files": list(shipped.FILES), "export_cell": False, "init_cell": True,
            "check_all_cell": False, "run_tests": bool(self_test), "strip_solutions_from_all_cells": True,
            "tests": {"files": True, "ok_format": False}}
     return "# ASSIGNMENT CONFIG\n" + yaml.safe_dump(cfg, sort_keys=False)
@@ -123,9 +122,7 @@ def build_otter(config: CourseConfig, tests: list[ReleaseTest], dst: Path, self_
     dst = Path(dst)
     dst.mkdir(parents=True, exist_ok=True)
     nbformat.write(master_notebook(config, tests, self_test), dst / NOTEBOOK)
-    shutil.copyfile(Path(nbchecks.__file__), dst / f"{CHECKS_MODULE}.py")
-    shutil.copyfile(Path(nbtraining.__file__), dst / f"{TRAINING_MODULE}.py")
-    shutil.copyfile(Path(gradcheck.__file__), dst / "gradcheck.py")  # the walkthrough's finite differences
+    shipped.copy_to(dst)  # bplab_checks.py, the judges it calls, bplab_training.py, gradcheck.py (walkthrough)
     hidden = dst / nbchecks.HIDDEN_FILE  # instructor-side; otter assign's own test run reads it via the env
     save_hidden(hidden, tests)
     from ..mnist import mnist_dir  # otter assign runs the tests on the solutions: MNIST from the grader's cache

@@ -75,6 +75,11 @@ CORRECT = [
     Entry("per_example_loop", "correct", _src(S.per_example_loop), FULL),
     Entry("cache_extra_keys", "correct", _src(S.cache_extra_keys), FULL),
     Entry("logsumexp_softmax", "correct", _src(S.logsumexp_softmax), FULL),
+    # issue 11: valid code the public self-tests used to fail (with a wrong explanation)
+    Entry("init_V_zero", "correct", _patched(('"V": rng.standard_normal((n_out, n_hidden)) * np.sqrt(1.0 / n_hidden),',
+                                              '"V": np.zeros((n_out, n_hidden)),')), FULL),
+    Entry("softmax_global_max", "correct", _patched(("shifted = logits - logits.max(axis=1, keepdims=True)",
+                                                     "shifted = logits - logits.max()")), FULL),
 ] + [
     Entry(f"activation_table_{act}", "correct", _src(lambda act=act: S.activation_table(act)), FULL, activation=act)
     for act in ("relu", "sigmoid", "tanh")
@@ -147,6 +152,8 @@ BUGS = [
           full(sgd_step=T), {"sgd_step": ("sgd_skips_key",)}, {"sgd_step": ("'c'",)}),
     Entry("sgd_ignores_lr", "bug", _patched(("params[key] - learning_rate * grads[key]", "params[key] - grads[key]")),
           full(sgd_step=0), {"sgd_step": ("sgd_ignores_lr", "not_credited")}, {"sgd_step": ("learning_rate",)}),
+    Entry("sgd_hardcoded_lr", "bug", _patched(("params[key] - learning_rate * grads[key]", "params[key] - 0.1 * grads[key]")),
+          full(sgd_step=0), {"sgd_step": ("sgd_wrong", "not_credited")}, {"sgd_step": ("not p - lr*g",)}),
     Entry("sgd_returns_list", "bug", _patched((S.SGD_RETURN, "    return [params[key] - learning_rate * grads[key] for key in params]\n")),
           full(sgd_step=0), {"sgd_step": ("sgd_not_dict",)}, {"sgd_step": ("list", "dict")}),
     Entry("sgd_mutates_grads", "bug",

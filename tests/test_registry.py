@@ -1,0 +1,131 @@
+"""The registry of checks (autograder/checks/registry.py): every list of check ids, labels, points and
+zero results derives from it, so the grader, the batch runner and Gradescope agree on the maximum."""
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autograder.checks import registry
+from autograder.config import CHECK_IDS, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def ext_config(tmp_path, monkeypatch):
+    """A class with every extension enabled: 100 + 3 x 5 points."""
+    text = (ROOT / "course.toml").read_text()
+    for ext in registry.EXTENSION_IDS:
+        text = text.replace(f"\n{ext} = false", f"\n{ext} = true")
+    toml = tmp_path / "course.toml"
+    toml.write_text(text)
+    monkeypatch.setenv("BACKPROP_LAB_COURSE", str(toml))
+    cfg = load_config(toml)
+    assert registry.enabled_extensions(cfg) == list(registry.EXTENSION_IDS)
+    return cfg
+
+
+def test_ids_labels_and_points_come_from_the_registry():
+    from autograder.checks import forward, minibatch, sgd_step
+    from autograder.checks.extension_common import LABELS as EXT_LABELS
+    from autograder.checks.training_rules import LABEL
+    from autograder.grade import CHECK_LABELS
+    from autograder.report.feedback import CHECK_TITLES
+    assert CHECK_IDS == registry.CHECK_IDS == ("forward", "gradients", "minibatch", "sgd_step", "training")
+    assert forward.LABELS is registry.LABELS["forward"] and minibatch.LABELS is registry.LABELS["minibatch"]
+    assert sgd_step.LABELS is registry.LABELS["sgd_step"] and [LABEL] == registry.LABELS["training"]
+    assert EXT_LABELS is registry.LABELS and CHECK_LABELS == {c: registry.LABELS[c] for c in CHECK_IDS}
+    assert CHECK_TITLES is registry.TITLES and set(CHECK_TITLES) == set(registry.BY_ID)
+    cfg = load_config()
+    assert cfg.rubric == {s.check_id: s.default_points for s in registry.CORE}
+    assert registry.max_score(cfg) == cfg.max_score == 100
+    for spec in registry.CORE + registry.EXTENSIONS:
+        assert spec.labels and spec.title and spec.functions and spec.readme, spec.check_id
+        module, _, fn = spec.runner.partition(":")
+        assert callable(getattr(__import__(f"autograder.checks.{module}", fromlist=[fn]), fn)), spec.runner
+
+
+def test_split_points_sum_to_the_total():
+    for total in (0, 5, 10, 15, 20, 35, 7.5):
+        for n in range(1, 6):
+            assert round(sum(registry.split_points(total, ["x"] * n)), 4) == total
+
+
+def test_every_zero_report_counts_the_enabled_extensions(ext_config, tmp_path):
+    """An unreadable zip, a grader error in batch and a Gradescope failure are out of 115 like a graded
+    submission in a class with three 5-point extensions (before issue 11 two of them said 100)."""
+    from autograder.batch.commit import grader_error_report
+    from autograder.grade import unreadable_report
+    from autograder.release.gradescope_run import _failure
+    assert registry.max_score(ext_config) == 115
+    ids = lambda results: [r.check_id for r in results]  # noqa: E731
+    want = list(CHECK_IDS) + ["l2", "early_stopping", "dropout"]
+    for report in (unreadable_report(ext_config, "bad zip"), grader_error_report(ext_config, "boom")):
+        assert report.max_score == 115 and dict.fromkeys(ids(report.results)) == dict.fromkeys(want)
+        assert report.score == 0
+    data = _failure("your submission could not be graded", "unusable_submission")
+    assert data["max_score"] == 115 and data["score"] == 0
+    assert [t["name"].split(":")[0] for t in data["tests"]][-2:] == ["dropout", "dropout"]
+    json.dumps(data)
+
+
+def test_gradescope_failure_survives_a_broken_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("BACKPROP_LAB_COURSE", str(tmp_path / "missing.toml"))
+    from autograder.release.gradescope_run import _failure
+    data = _failure("broken", "grader_error")
+    assert data["score"] == 0 and {t["name"].split(":")[0] for t in data["tests"]} == set(CHECK_IDS)
+
+
+def test_no_other_module_lists_the_check_ids_or_labels():
+    """The registry is the one place: no other module spells out the five ids or a check's labels."""
+    spelled = []
+    for path in (ROOT / "autograder").rglob("*.py"):
+        if path.name == "registry.py" or "sandbox" in path.parts or "worker" in path.parts:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+                values = [e.value for e in node.elts if isinstance(e, ast.Constant)]
+                if set(CHECK_IDS) <= set(values) or "rows independent" in values or "penalty value" in values:
+                    spelled.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not spelled, spelled
+
+
+def test_judges_are_standalone_and_shipped_verbatim():
+    """autograder/judges.py imports numpy, the standard library and gradcheck only (no grader module, no
+    reference), and the handout and the otter/nbgrader versions ship it unchanged."""
+    import sys
+    from autograder.paths import ASSIGNMENT_DIR, PACKAGE_DIR
+    from autograder.release import shipped
+    for module in ("judges.py", "extension_judges.py", "release/nbchecks.py"):
+        tree = ast.parse((PACKAGE_DIR / module).read_text(encoding="utf-8"))
+        names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        names |= {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0}
+        relative = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level for a in n.names}
+        assert names - {"__future__", "numpy", "gradcheck", "bplab_judges", "bplab_extension_judges"} \
+            <= set(sys.stdlib_module_names), names
+        assert relative <= {"gradcheck", "judges", "extension_judges", "Verdict"}, (module, relative)
+    source = (PACKAGE_DIR / "judges.py").read_text(encoding="utf-8")
+    shipped_copy = (ASSIGNMENT_DIR / "bplab_judges.py").read_text(encoding="utf-8")
+    assert shipped_copy.endswith(source) and shipped_copy.count("\n") == source.count("\n") + 1
+    assert shipped.FILES["bplab_judges.py"].read_text(encoding="utf-8") == source
+    assert set(shipped.FILES) == {"bplab_checks.py", "bplab_judges.py", "bplab_extension_judges.py", "gradcheck.py"}
+
+
+def test_public_cases_hold_public_cases_only():
+    """public_cases.json: the public toy and the public sgd calls, nothing of a hidden case."""
+    from autograder.checks.judge_data import public_data
+    from autograder.reference import load_reference
+    from autograder.release.expected import build_tests
+    cfg = load_config()
+    public = public_data(load_reference(cfg.activation), cfg)
+    assert {k.split(".")[0] for k in public} == {"toy", "sgd"}
+    hidden = {v.tobytes() for t in build_tests(cfg) if t.hidden for v in t.data.values()
+              if v.dtype.kind == "f" and v.size > 8 and not np.all(v == v.flat[0])}
+    public_bytes = {v.tobytes() for v in public.values()}
+    hidden_only = hidden - {v.tobytes() for t in build_tests(cfg) if not t.hidden for v in t.data.values()}
+    assert not (hidden_only & public_bytes)
