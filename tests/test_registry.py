@@ -108,12 +108,13 @@ def test_judges_are_standalone_and_shipped_verbatim():
         relative = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level for a in n.names}
         assert names - {"__future__", "numpy", "gradcheck", "bplab_judges", "bplab_extension_judges"} \
             <= set(sys.stdlib_module_names), names
-        assert relative <= {"gradcheck", "judges", "extension_judges", "Verdict"}, (module, relative)
+        assert relative <= {"gradcheck", "judges", "extension_judges", "Verdict", "nbtraining"}, (module, relative)
     source = (PACKAGE_DIR / "judges.py").read_text(encoding="utf-8")
     shipped_copy = (ASSIGNMENT_DIR / "bplab_judges.py").read_text(encoding="utf-8")
     assert shipped_copy.endswith(source) and shipped_copy.count("\n") == source.count("\n") + 1
     assert shipped.FILES["bplab_judges.py"].read_text(encoding="utf-8") == source
-    assert set(shipped.FILES) == {"bplab_checks.py", "bplab_judges.py", "bplab_extension_judges.py", "gradcheck.py"}
+    assert set(shipped.FILES) == {"bplab_checks.py", "bplab_judges.py", "bplab_extension_judges.py", "bplab_training.py",
+                                  "gradcheck.py"}
 
 
 def test_public_cases_hold_public_cases_only():

@@ -7,7 +7,6 @@ same test errors, same score)."""
 from __future__ import annotations
 
 import importlib.util
-import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -19,7 +18,7 @@ from autograder.checks.training import schedule as grader_schedule
 from autograder.config import load_config
 from autograder.mutants import mutant_sources
 from autograder.reference import reference_source
-from autograder.release import nbchecks, nbtraining
+from autograder.release import nbtraining
 from autograder.release.expected import build_tests, run_tests, training_spec, training_steps
 
 CONFIG = load_config(activation="relu")
@@ -42,9 +41,10 @@ def shipped(tmp_path, monkeypatch):
     """bplab_checks.py and bplab_training.py copied next to each other and imported from there."""
     folder = tmp_path / "notebook"
     folder.mkdir()
-    shutil.copyfile(nbchecks.__file__, folder / "bplab_checks.py")
-    shutil.copyfile(nbtraining.__file__, folder / "bplab_training.py")
-    for name in ("bplab_checks", "bplab_training"):
+    from autograder.release import shipped as shipped_files
+    shipped_files.copy_to(folder)   # bplab_checks.py, the judges, bplab_training.py, gradcheck.py
+    monkeypatch.syspath_prepend(str(folder))  # as the notebook's own folder is, in its kernel
+    for name in ("bplab_checks", "bplab_training", "bplab_judges", "bplab_extension_judges"):
         monkeypatch.delitem(sys.modules, name, raising=False)
     spec = importlib.util.spec_from_file_location("bplab_checks", folder / "bplab_checks.py")
     module = importlib.util.module_from_spec(spec)
