@@ -124,6 +124,7 @@ class Harness:
         sys.path.insert(0, os.path.dirname(path))
         spec.loader.exec_module(module)
         self.module = module
+        self.extension_functions = frozenset(str(f) for f in req.get("extension_functions") or ())
         activation = req.get("activation")
         if activation and isinstance(getattr(module, "ACTIVATION", None), str):
             module.ACTIVATION = activation
@@ -264,8 +265,8 @@ class Harness:
         return {"steps": step, "stopped": False}
 
     # ---- optional extensions (autograder/checks/extensions.py) --------------------------------
-    EXTENSION_FUNCTIONS = ("l2_penalty", "l2_penalty_grads", "early_stopping", "dropout_forward",
-                           "dropout_backward")
+    #: the extension functions the parent may call, from its load request (checks/registry.py)
+    extension_functions = frozenset()
 
     @staticmethod
     def extension_array(value):
@@ -289,7 +290,7 @@ class Harness:
         anything else -> ``out_0``; with repeat > 1 each is stacked along a new first axis.
         """
         name = str(req.get("function"))
-        if name not in self.EXTENSION_FUNCTIONS:
+        if name not in self.extension_functions:
             raise ValueError(f"{name!r} is not an extension function the grader calls")
         fn = getattr(self.module, name, None)
         if not callable(fn):

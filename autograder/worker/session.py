@@ -26,6 +26,7 @@ from ..sandbox.level import Isolation
 from ..sandbox.scratch import fresh_folder, mount_quota, remove_tree, unmount, write_new_file
 from ..sandbox.stage import harness_copy, training_split
 from .training_stream import TrainingStream
+from ..checks.registry import EXTENSION_FUNCTIONS
 from . import arrayfile
 from .protocol import Reply, MAX_LINE, MAX_ARRAY_FILE, changed, display_name, open_regular, parse_reply, read_arrays
 
@@ -38,6 +39,8 @@ STUDENTLOG = Path(__file__).with_name("studentlog.py")
 GRADCHECK = Path(__file__).parents[1] / "gradcheck.py"   # copied verbatim into the handout as assignment/gradcheck.py
 LOG_TAIL = 3000
 START_RETRY_DELAYS = (1.0, 4.0, 10.0)  # seconds between attempts to start a worker that died before any student code
+#: the optional parts' functions the grader may call in the worker (one list: checks/registry.py)
+EXTENSION_CALLS = sorted({f for fns in EXTENSION_FUNCTIONS.values() for f in fns})
 WATCHED_OPS = {"forward": None, "forward_backward": None, "sgd_step": "g_"}  # op -> input prefix checked
 
 
@@ -159,7 +162,8 @@ class WorkerSession(TrainingStream):
         self.selector.register(self.proc.stdout, selectors.EVENT_READ)
         self.buffer = b""
         self.ready = False
-        reply = self._request({"op": "load", "activation": self.activation}, self.load_timeout)
+        reply = self._request({"op": "load", "activation": self.activation,
+                               "extension_functions": EXTENSION_CALLS}, self.load_timeout)
         if not self.ready and reply.kind in ("timeout", "crashed", "protocol"):
             raise WorkerStartError(f"the sandboxed worker ({self.iso.level} isolation) did not start: {reply.error}. "
                                    "This is not the submission's fault; run `backprop-lab sandbox check`")
