@@ -15,13 +15,14 @@ import pytest
 
 from autograder import grade as grade_mod
 from autograder.config import load_config
-from autograder.grade import Environment, GradeReport, grade_source, prepare
+from autograder.grade import Environment, GradeReport, grade_source
 from autograder.paths import PROJECT_ROOT
 from autograder.sandbox.launch import descendants
 from autograder.sandbox.level import SANDBOX_USER, detect
 from autograder.worker.session import WorkerSession
 from . import Entry
 from .hostile import Probe
+from shared_cache import prepare_shared
 
 _ENVS: dict[tuple[str, str, bool], Environment] = {}
 
@@ -60,7 +61,7 @@ def environment(level: str | None, activation: str = "relu", with_training: bool
     key = (level or "", activation, with_training)
     if key not in _ENVS:
         with isolation_cap(level):
-            _ENVS[key] = prepare(zoo_config(activation), with_training=with_training)
+            _ENVS[key] = prepare_shared(zoo_config(activation), with_training)
     return _ENVS[key]
 
 
