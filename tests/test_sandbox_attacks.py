@@ -199,7 +199,10 @@ def test_forked_children_share_one_memory_limit(level, decoys):
         thread.join()
     growth = start - min(low)
     limit = env.config.sandbox.memory_mib * 1024**2
-    assert growth < limit + (768 << 20), f"host memory fell by {growth >> 20} MiB (limit {limit >> 20} MiB)"
+    # MemAvailable is the host's: tests running beside this one (xdist workers: a browser, a notebook
+    # kernel with MNIST) move it too, so the margin is 1.25 GiB; an unshared limit would let the three
+    # children hold 4.8 GB, still far above limit + margin (3.3 GB).
+    assert growth < limit + (1280 << 20), f"host memory fell by {growth >> 20} MiB (limit {limit >> 20} MiB)"
 
 
 def _busy_source() -> str:
