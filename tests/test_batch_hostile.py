@@ -19,6 +19,10 @@ from autograder.config import load_config
 from autograder.mutants import mutant_sources
 from autograder.reference import reference_source
 
+# xdist: every test of this module runs on one worker, so the module fixture grading the hostile export
+# is made once (docs/design.md, issue 16)
+pytestmark = pytest.mark.xdist_group("batch_hostile")
+
 CONFIG = load_config()
 REF = reference_source(CONFIG.activation)
 MUT = mutant_sources(CONFIG.activation)

@@ -20,6 +20,10 @@ from autograder.cli import main
 from autograder.config import load_config
 from autograder.mutants import mutant
 
+# xdist: every test of this module runs on one worker, so the `demo` module fixture (a whole demo run)
+# is made once (docs/design.md, issue 16)
+pytestmark = pytest.mark.xdist_group("pages")
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

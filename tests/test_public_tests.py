@@ -20,6 +20,10 @@ import pytest
 from autograder.config import ACTIVATIONS
 from autograder.paths import ASSIGNMENT_DIR, SOLUTIONS_DIR
 
+# xdist: every test of this module runs on one worker, so the `runs` module fixture (every public-test run)
+# is made once (docs/design.md, issue 16)
+pytestmark = pytest.mark.xdist_group("public_tests")
+
 PUBLIC_TESTS = ASSIGNMENT_DIR / "test_mlp.py"
 #: The public tests need no plugin; the ones installed here for this suite (xdist, hypothesis, otter's,
 #: nbgrader's ...) would triple each run's start-up (about 3 s of 4 on 2 cores) and judge nothing.
