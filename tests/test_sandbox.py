@@ -220,9 +220,9 @@ class TestParentReads:
                     for _ in range(320):
                         fh.write(chunk)
             assert path.stat().st_size < MAX_NPZ // 16
-            started = time.perf_counter()
+            started = time.process_time()   # the parent's own CPU: what inflating would cost
             assert s.load_npz("out.npz") == {}
-            assert time.perf_counter() - started < 1.0
+            assert time.process_time() - started < 1.0
 
     def test_oversized_npz_is_refused(self, tmp_path):
         with _session(tmp_path) as s:
