@@ -6,9 +6,14 @@ and ``trained_env`` (relu, MNIST loaded and the training budget calibrated) are 
 Preparing detects the isolation level and, with training, loads MNIST and calibrates the budget
 (cached per machine in the MNIST cache folder).
 Tests must not modify what these fixtures return: every test of the session shares it.
+
+Under pytest-xdist (``-n auto`` in pyproject.toml) each worker process has its own session, so these
+are made once per worker; what workers share on disk (the MNIST cache, the calibration table) is
+written under a file lock (tests/shared_cache.py).
 """
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,16 +22,27 @@ from typing import TYPE_CHECKING, Callable
 import pytest
 
 from autograder.config import load_config
-from autograder.grade import Environment, prepare
-from autograder.mnist import MNIST, load_mnist
+from autograder.grade import Environment
+from autograder.mnist import MNIST
 from autograder.sandbox.launch import reap_children
 from autograder.sandbox.level import Isolation, detect
+from shared_cache import load_mnist_shared, prepare_shared
 
 PreparedEnv = Callable[..., Environment]
 
 if TYPE_CHECKING:
     from autograder.config import CourseConfig
     from autograder.release.build import Build
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto``: one worker per CPU this process may run on (its affinity, not the host's count), at
+    least 2 so that tests waiting on a sandbox timeout or a subprocess overlap even on one core;
+    BACKPROP_LAB_TEST_WORKERS=N overrides. Why not more: docs/design.md, issue 16."""
+    wanted = os.environ.get("BACKPROP_LAB_TEST_WORKERS")
+    if wanted:
+        return max(0, int(wanted))
+    return max(2, len(os.sched_getaffinity(0)))
 
 
 @pytest.fixture(autouse=True)
@@ -47,7 +63,7 @@ def isolation() -> Isolation:
 @pytest.fixture(scope="session")
 def mnist_data() -> MNIST:
     """The classic split from the cache (``BACKPROP_LAB_CACHE``), fetched first when it is missing."""
-    return load_mnist(fetch=True)
+    return load_mnist_shared()
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +75,7 @@ def prepared_env() -> PreparedEnv:
     def get(activation: str = "relu", with_training: bool = False) -> Environment:
         key = (activation, with_training)
         if key not in made:
-            made[key] = prepare(load_config(activation=activation), with_training=with_training)
+            made[key] = prepare_shared(load_config(activation=activation), with_training)
         return made[key]
 
     return get

@@ -135,8 +135,9 @@ def test_out_inside_submissions_is_refused(tmp_path):
 # ---- kill -9 (full grading incl. training, through the CLI) ----------------------------------------
 
 def make_quick_class(folder: Path) -> None:
+    """Six students: two references (each trains on MNIST), two skeletons and two bugs."""
     folder.mkdir(parents=True)
-    for i in range(4):
+    for i in range(2):
         (folder / f"ref{i}.py").write_text(f"# student {i}\n{REF}")
     (folder / "skel1.py").write_text(skeleton_source(ACT))
     (folder / "skel2.py").write_text(f"# another\n{skeleton_source(ACT)}")
@@ -203,7 +204,7 @@ def test_kill_9_at_any_moment_then_rerun(tmp_path):
         ("right after the first results appear", lambda: any(out.glob("*/results.json"))),
         ("mid-write, a few students in", lambda: len(list(out.glob("*/.results.json.*.tmp"))) > 0
          or len(states(out)) >= 3),
-        ("almost done", lambda: len(states(out)) >= 7),
+        ("almost done", lambda: len(states(out)) >= len(students) - 1),
     ]
     killed_at = []
     for label, when in kill_points:

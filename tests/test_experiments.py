@@ -16,6 +16,10 @@ from autograder.experiments import training as tr
 from autograder.experiments.runner import FAMILIES, all_variants
 from autograder.reference import load_reference
 
+# xdist: every test of this module runs on one worker, so the module fixture running `experiments --quick`
+# is made once (docs/design.md, issue 16)
+pytestmark = pytest.mark.xdist_group("experiments")
+
 ACTS = ("sigmoid", "tanh", "relu")
 
 

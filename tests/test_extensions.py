@@ -197,7 +197,7 @@ def _run_public_tests(tmp_path: Path, source: str, cfg: CourseConfig) -> subproc
     shutil.copy(PACKAGE_DIR / "extension_judges.py", folder / "bplab_extension_judges.py")
     shutil.copy(PACKAGE_DIR / "handout" / "templates" / "public_conftest.py", folder / "conftest.py")
     (folder / "pytest.ini").write_text("[pytest]\naddopts = -ra\n")
-    env = {k: v for k, v in os.environ.items() if k != "MLP_PATH"}
+    env = {k: v for k, v in os.environ.items() if k != "MLP_PATH"} | {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}  # start-up: see test_public_tests
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_extensions.py"],
                           cwd=folder, capture_output=True, text=True, timeout=120, env=env)
 

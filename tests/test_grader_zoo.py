@@ -17,7 +17,8 @@ from autograder.report.feedback import render_feedback
 from autograder.results import to_gradescope
 from zoo import BY_NAME, RLIMITS_SUBSET, SLOW_TRAINING, TRAINING, ZOO, Entry
 from zoo.sources import SOLUTION_LINES
-from zoo.support import best_level, check_verdict, environment, grade_contained, make_probe, needs_full
+from zoo.support import (best_level, check_verdict, entry_environment, environment, grade_contained, make_probe,
+                         needs_full)
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +108,7 @@ def _grade(entry: Entry, kit, monkeypatch, level: str | None, with_training: boo
     probe, _, _, canary = kit
     if entry.needs_full:
         needs_full()
-    env = environment(level, entry.activation, with_training)
+    env = entry_environment(entry, level, with_training)
     graded = grade_contained(entry, probe, canary, env, monkeypatch)
     return graded.report
 

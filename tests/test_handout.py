@@ -263,6 +263,9 @@ def _mnist_available() -> str | None:
     return None
 
 
+HP_LINE = "HYPERPARAMS = dict(SUGGESTED_HYPERPARAMS[ACTIVATION])"
+
+
 @pytest.mark.slow
 def test_notebook_runs_top_to_bottom_against_the_reference(config, tmp_path, monkeypatch):
     from nbclient import NotebookClient
@@ -274,7 +277,12 @@ def test_notebook_runs_top_to_bottom_against_the_reference(config, tmp_path, mon
     for name in ("backprop_lab.ipynb", "gradcheck.py"):
         shutil.copy(ASSIGNMENT_DIR / name, tmp_path / name)
     reference = (SOLUTIONS_DIR / "mlp.py").read_text()
-    (tmp_path / "mlp.py").write_text(reference.replace('ACTIVATION = "relu"', f'ACTIVATION = "{config.activation}"'))
+    # One epoch instead of the suggested three: the reference is under the target within its first
+    # epoch (its time to target is well under a second), and every cell still runs.
+    one_epoch = reference.replace('ACTIVATION = "relu"', f'ACTIVATION = "{config.activation}"').replace(
+        HP_LINE, HP_LINE + '\nHYPERPARAMS["epochs"] = 1')
+    assert one_epoch.count('HYPERPARAMS["epochs"] = 1') == 1
+    (tmp_path / "mlp.py").write_text(one_epoch)
     nb = nbformat.read(tmp_path / "backprop_lab.ipynb", as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell("assert final_test_error < TARGET, final_test_error"))
     NotebookClient(nb, timeout=300, kernel_name="python3",

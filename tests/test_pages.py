@@ -19,6 +19,11 @@ from autograder.batch.demo import SAMPLE_CLASS
 from autograder.cli import main
 from autograder.config import load_config
 from autograder.mutants import mutant
+from timing import wall_bound
+
+# xdist: every test of this module runs on one worker, so the `demo` module fixture (a whole demo run)
+# is made once (docs/design.md, issue 16)
+pytestmark = pytest.mark.xdist_group("pages")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -113,7 +118,7 @@ def test_demo_grades_the_sample_class(demo):
         assert m.expected_diagnosis in row["diagnoses"].split(), (student, row["diagnoses"])
         assert float(row["total"]) < 100
     assert (out / ".sample_class").is_dir()
-    assert seconds < 120, f"the demo took {seconds:.0f} s"
+    assert seconds < wall_bound(120), f"the demo took {seconds:.0f} s"
 
 
 def test_rerunning_the_demo_regrades_nothing(demo):

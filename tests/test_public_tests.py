@@ -23,7 +23,14 @@ from autograder.mutants import MUTANTS, mutant_sources
 from autograder.paths import ASSIGNMENT_DIR
 from autograder.reference import reference_source
 
+# xdist: every test of this module runs on one worker, so the `runs` module fixture (every public-test run)
+# is made once (docs/design.md, issue 16)
+pytestmark = pytest.mark.xdist_group("public_tests")
+
 PUBLIC_TESTS = ASSIGNMENT_DIR / "test_mlp.py"
+#: The public tests need no plugin; the ones installed here for this suite (xdist, hypothesis, otter's,
+#: nbgrader's ...) would triple each run's start-up (about 3 s of 4 on 2 cores) and judge nothing.
+NO_PLUGINS = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
 
 @dataclass
@@ -41,7 +48,7 @@ class Run:
 def run_public_tests(mlp_path: Path, workdir: Path, tests: Path = PUBLIC_TESTS) -> Run:
     """``python -m pytest assignment/test_mlp.py`` with MLP_PATH=mlp_path, parsed from JUnit XML."""
     report = workdir / f"{mlp_path.stem}.xml"
-    env = dict(os.environ, MLP_PATH=str(mlp_path), PYTHONDONTWRITEBYTECODE="1")
+    env = dict(os.environ, MLP_PATH=str(mlp_path), PYTHONDONTWRITEBYTECODE="1", **NO_PLUGINS)
     proc = subprocess.run([sys.executable, "-m", "pytest", str(tests), "-p", "no:cacheprovider",
                            f"--junitxml={report}", "-o", "junit_family=xunit2"],
                           env=env, capture_output=True, text=True, timeout=300)

@@ -17,6 +17,8 @@ from autograder.release.gate import gate_reference, run_gate
 from autograder.release.nbgrader import source_notebook
 from autograder.release.otter import master_notebook
 
+pytestmark = pytest.mark.xdist_group("release_extensions")  # its module fixtures: made once, on one worker
+
 ALL = {"l2": True, "early_stopping": True, "dropout": True}
 POINTS = {"l2": 8.0, "early_stopping": 5.0, "dropout": 6.0}
 

@@ -24,7 +24,8 @@ from autograder.release.gradescope import build_gradescope, build_local, write_g
 from autograder.release.yearly import plan_release
 from autograder.release.zipping import extract_zip
 
-pytestmark = pytest.mark.slow  # every run trains on MNIST (calibrated reference, real budget)
+# every run trains on MNIST (calibrated reference, real budget); its module fixtures: made once, on one worker
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("release_gradescope")]
 
 SECRET = "course-secret-for-the-gradescope-test-5512"
 

@@ -12,6 +12,8 @@ from autograder.release.handout import build_handout, leaks_in_files, solution_l
 from autograder.release.nbchecks import pack
 from autograder.release.yearly import bind_secret, plan_release
 
+pytestmark = pytest.mark.xdist_group("release_handout")  # its module fixtures: made once, on one worker
+
 SECRET = "course-secret-for-the-handout-test-7731"
 
 

@@ -14,6 +14,8 @@ from autograder.release import hiddenscan, nbchecks
 from autograder.release.expected import build_tests, save_hidden
 from autograder.release.yearly import bind_secret, plan_release
 
+pytestmark = pytest.mark.xdist_group("release_hidden")  # its module fixtures: made once, on one worker
+
 SECRET = "course-secret-for-the-hidden-test-5512"
 
 

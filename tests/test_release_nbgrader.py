@@ -19,7 +19,7 @@ from autograder.release.otter import submission_notebook
 from autograder.release.yearly import bind_secret, plan_release
 
 pytest.importorskip("nbgrader", reason="nbgrader 0.9 is a test dependency (pip install -e '.[test]')")
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("release_nbgrader")]  # its module fixtures: made once, on one worker
 
 
 @pytest.fixture(autouse=True, scope="module")

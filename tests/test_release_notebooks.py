@@ -17,6 +17,8 @@ from autograder.release.nbgrader import source_notebook
 from autograder.release.otter import master_notebook
 from autograder.submission import load_submission
 
+pytestmark = pytest.mark.xdist_group("release_notebooks")  # its module fixtures: made once, on one worker
+
 CONFIG = load_config(activation="relu")
 
 

@@ -20,7 +20,7 @@ from autograder.release.otter import build_otter, results_by_question, run_otter
 from autograder.release.yearly import bind_secret, plan_release
 
 pytest.importorskip("otter", reason="otter-grader 7 is a test dependency (pip install -e '.[test]')")
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("release_otter")]  # its module fixtures: made once, on one worker
 
 
 @pytest.fixture(autouse=True, scope="module")

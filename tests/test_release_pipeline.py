@@ -18,6 +18,8 @@ from autograder.release.yearly import (RELEASE_SECRET_ENV, bind_secret, course_t
                                        plan_release, shipped_config)
 from autograder.reference import reference_source
 
+pytestmark = pytest.mark.xdist_group("release_pipeline")  # its module fixtures: made once, on one worker
+
 COURSE = (PROJECT_ROOT / "course.toml").read_text()
 
 

@@ -21,6 +21,8 @@ from autograder.reference import reference_source
 from autograder.release import nbtraining
 from autograder.release.expected import build_tests, run_tests, training_spec, training_steps
 
+pytestmark = pytest.mark.xdist_group("release_training")  # its module fixtures: made once, on one worker
+
 CONFIG = load_config(activation="relu")
 
 

@@ -18,6 +18,8 @@ from autograder.release import nbtraining
 from autograder.release.expected import build_tests
 from autograder.release.otter import master_notebook
 
+pytestmark = pytest.mark.xdist_group("release_walkthrough")  # its module fixtures: made once, on one worker
+
 CONFIG = load_config(activation="relu")
 
 

@@ -233,7 +233,9 @@ class TestParentReads:
                     for _ in range(320):
                         fh.write(chunk)
             assert path.stat().st_size < MAX_ARRAY_FILE // 16
+            started = time.process_time()   # the parent's own CPU: what inflating would cost
             assert s.load_arrays("out.npz") == {}
+            assert time.process_time() - started < 1.0
 
     def test_a_pickled_or_object_file_is_refused(self, tmp_path):
         with _session(tmp_path) as s:
@@ -302,12 +304,17 @@ def test_every_start_gets_a_fresh_scratch_and_copy(tmp_path):
 
 # ---- starting and stopping workers ---------------------------------------------------------------
 @pytest.mark.parametrize("python", ["/nonexistent/python3", "/bin/false"])
-def test_a_worker_that_cannot_start_is_the_graders_problem(tmp_path, python):
-    """No student code ran, so no score: an error naming the installation (CLI: exit 2, one line)."""
+def test_a_worker_that_cannot_start_is_the_graders_problem(tmp_path, python, monkeypatch):
+    """No student code ran, so no score: an error naming the installation (CLI: exit 2, one line),
+    after every retry of the back-off (its waits shortened here: 1 + 4 + 10 s in a real run)."""
+    delays = (0.01, 0.02, 0.03)
+    monkeypatch.setattr(session_mod, "START_RETRY_DELAYS", delays)
     with _session(tmp_path, iso=Isolation("rlimits", python)) as s:
         with pytest.raises(WorkerStartError, match="sandbox check") as info:
             s.ensure_started()
+        retries = [e for e in s.events if "did not start; retrying" in e]
     assert isinstance(info.value, UserError)
+    assert len(retries) == len(delays), s.events
 
 
 def test_a_hang_costs_its_full_time_only_once(tmp_path):

@@ -154,6 +154,13 @@ def test_walk_of_root_finds_nothing_outside_the_allowlist(level, decoys):
     assert report.by_check() == {**REFERENCE_SCORES, "training": 0.0}
 
 
+#: Tests that fill a worker up to its memory limit share one xdist worker, so they never run side by
+#: side: the memory-sharing test reads the host's MemAvailable, which two of them at once (2 GiB each)
+#: would move by twice the limit (docs/design.md, issue 16).
+MEMORY_GROUP = pytest.mark.xdist_group("memory_limit")
+
+
+@MEMORY_GROUP
 @pytest.mark.parametrize("level", ["full", "landlock"])
 def test_shared_memory_and_tmp_cannot_hold_more_than_the_cap(level, decoys):
     env = _env(level)
@@ -192,6 +199,7 @@ def _mem_available() -> int:
     return 0
 
 
+@MEMORY_GROUP
 @pytest.mark.parametrize("level", _levels())
 def test_forked_children_share_one_memory_limit(level, decoys):
     env = _env(level)
@@ -215,7 +223,10 @@ def test_forked_children_share_one_memory_limit(level, decoys):
         thread.join()
     growth = start - min(low)
     limit = env.config.sandbox.memory_mib * 1024**2
-    assert growth < limit + (768 << 20), f"host memory fell by {growth >> 20} MiB (limit {limit >> 20} MiB)"
+    # MemAvailable is the host's: tests running beside this one (xdist workers: a browser, a notebook
+    # kernel with MNIST) move it too, so the margin is 1.25 GiB; an unshared limit would let the three
+    # children hold 4.8 GB, still far above limit + margin (3.3 GB).
+    assert growth < limit + (1280 << 20), f"host memory fell by {growth >> 20} MiB (limit {limit >> 20} MiB)"
 
 
 def _busy_source() -> str:

@@ -27,6 +27,10 @@ from zoo import disguise as G
 from zoo import independent
 from zoo import sources as Z
 
+# xdist: every test of this module runs on one worker, so the `report` module fixture (the similarity
+# run over the planted class) is made once (docs/design.md, issue 16)
+pytestmark = pytest.mark.xdist_group("similarity")
+
 VARIANTS = ["column_major", "float32", "einsum", "inplace_sgd", "hidden_unit_loops", "per_example_loop",
             "cache_extra_keys", "logsumexp_softmax"]
 BASES = ["einsum", "hidden_unit_loops", "logsumexp_softmax", "activation_table"]
@@ -360,7 +364,7 @@ def test_methods_of_a_class_are_compared_one_by_one():
 def test_an_enormous_submission_is_cut_not_slow():
     import time
     from autograder.similarity.fingerprints import MAX_TEXT, MAX_UNITS
-    started = time.monotonic()
+    started = time.process_time()   # CPU of this process: the same on a busy machine
     fp = fingerprint("def f(x):\n    return x + 1 * 2 - 3 / 4 + x ** 5\n" * 20000)
     assert fp.truncated and fp.parsed and len(fp.text) <= MAX_TEXT and len(fp.units) <= MAX_UNITS
-    assert time.monotonic() - started < 20
+    assert time.process_time() - started < 20

@@ -50,6 +50,8 @@ class Entry:
     training: float | tuple[float, ...] | None = None  # expected training score(s) when trained
     status: str | None = None                    # expected report.status, when it matters
     needs_full: bool = False                     # its containment facts hold only under full isolation
+    limits: tuple[tuple[str, float], ...] = ()   # SandboxLimits fields this entry is graded under (support.py)
+    budget_floor_s: float | None = None          # the training budget's floor, when not the course's
 
 
 def _src(fn: Callable[[], str]) -> Callable[[Probe], str]:
@@ -208,16 +210,24 @@ BUGS = [
           {"forward": ("syntax_error",)}, {"forward": ("does not compile", "line")}, status="syntax_error"),
 ]
 
+#: Entries whose hang is the point wait out every timeout (the forward loop: one call timeout, then
+#: eight retries), so they are graded under shorter ones than ZOO_LIMITS. The calls that must still
+#: succeed there are the reference's (under 0.05 s each, a worker start under 0.5 s: 10x margin and
+#: more under load).
+HANG_LIMITS = (("load_timeout_s", 5.0), ("call_timeout_s", 2.0), ("retry_timeout_s", 0.75))
+
 HOSTILE = [
     Entry("import_infinite_loop", "hostile", H.import_loop, {"forward": 0, "gradients": 0, "minibatch": 0, "sgd_step": 0},
-          {"forward": ("timeout",)}, {"forward": ("did not finish",)}, seconds=20, status="timeout"),
+          {"forward": ("timeout",)}, {"forward": ("did not finish",)}, seconds=20, status="timeout",
+          limits=HANG_LIMITS),
     Entry("forward_infinite_loop", "hostile", H.forward_loop, full(forward=0, gradients=0, minibatch=0),
-          {"forward": ("timeout",), "gradients": ("timeout",)}, {"forward": ("did not finish",)}, seconds=35),
+          {"forward": ("timeout",), "gradients": ("timeout",)}, {"forward": ("did not finish",)}, seconds=35,
+          limits=HANG_LIMITS),
     Entry("memory_bomb", "hostile", H.memory_bomb, full(forward=0, gradients=0, minibatch=0),
           {"forward": ("memory",)}, {"forward": ("out of memory",)}),
     Entry("fork_bomb", "hostile", H.fork_bomb, FULL, seconds=30, needs_full=True),
     Entry("sigterm_ignored_sleep", "hostile", H.sigterm_sleep, full(sgd_step=0), {"sgd_step": ("timeout",)},
-          {"sgd_step": ("did not finish",)}, seconds=20),
+          {"sgd_step": ("did not finish",)}, seconds=20, limits=HANG_LIMITS),
     Entry("os_exit_in_backward", "hostile", H.exit_in_backward, full(gradients=0, minibatch=2 * T),
           {"gradients": ("crashed",)}, {"gradients": ("ended",)}),
     Entry("stdout_flood", "hostile", H.stdout_flood, FULL, seconds=15),
@@ -279,6 +289,10 @@ TRAINING += [
           {"training": ("not_learning",)}, {"training": ("gradients check already found", "stopped early")},
           training=0.0, seconds=40),
 ]
+#: The two entries below spend their whole budget (the course's floor is 20 s); their verdict does not
+#: depend on its size, so they run with a floor of 8 s (the budget stays max(floor, 4 x the reference's
+#: time), so a slow machine still gets its own).
+SHORT_BUDGET_FLOOR_S = 8.0
 SLOW_TRAINING = [
     Entry("train_reference_relu", "correct", _src(S.ref), FULL, training=20.0, seconds=60),
     Entry("train_float32", "correct", _src(S.float32), FULL, training=20.0, seconds=60),
@@ -294,9 +308,10 @@ SLOW_TRAINING = [
     Entry("train_slow_converging_vectorized", "bug",
           _hyperparams('HYPERPARAMS = {"n_hidden": 1024, "learning_rate": 0.003, "batch_size": 16, "epochs": 10}\n'),
           FULL, {"training": ("did_not_converge",)}, {"training": ("did not converge",)},
-          training=(0.0, 4.0, 8.0, 12.0), seconds=150),
+          training=(0.0, 4.0, 8.0, 12.0), seconds=150, budget_floor_s=SHORT_BUDGET_FLOOR_S),
     Entry("train_sleepy_sgd_step", "bug", lambda probe: S.at_start(S.ref(), S.SGD_RETURN, "    import time\n    time.sleep(0.2)"),
-          FULL, {"training": ("too_slow",)}, {"training": ("budget", "sleeping")}, training=0.0, seconds=60),
+          FULL, {"training": ("too_slow",)}, {"training": ("budget", "sleeping")}, training=0.0, seconds=60,
+          budget_floor_s=SHORT_BUDGET_FLOOR_S),
 ]
 
 ZOO: list[Entry] = CORRECT + BUGS + HOSTILE

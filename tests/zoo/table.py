@@ -17,7 +17,7 @@ from pathlib import Path
 from autograder.grade import grade_source
 
 from . import SLOW_TRAINING, TRAINING, ZOO, Entry
-from .support import check_verdict, environment, make_probe
+from .support import check_verdict, entry_environment, environment, make_probe
 
 CHECKS = ("forward", "gradients", "minibatch", "sgd_step", "training")
 
@@ -33,7 +33,7 @@ def _cell(expected, got) -> tuple[str, str]:
 
 
 def row(entry: Entry, probe, with_training: bool) -> tuple[str, list[str]]:
-    env = environment(None, entry.activation, with_training)
+    env = entry_environment(entry, None, with_training)
     started = time.perf_counter()
     report = grade_source(entry.build(probe), env)
     seconds = time.perf_counter() - started
