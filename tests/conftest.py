@@ -105,6 +105,7 @@ class ReleaseRun:
     out: Path
     config: "CourseConfig"
     tmp: Path
+    secret: str = RELEASE_SECRET
 
 
 @pytest.fixture(scope="session")

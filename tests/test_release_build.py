@@ -16,9 +16,6 @@ pytestmark = [pytest.mark.slow,  # the gate trains the reference and grades ~25 
               pytest.mark.timeout(600),  # nbgrader generate_assignment run, and the student view trains in both
               pytest.mark.xdist_group("release_2027")]  # one worker builds the shared release
 
-from conftest import RELEASE_SECRET  # noqa: E402 - the one release of the session (tests/conftest.py)
-
-
 def test_release_builds_all_five_artifacts_behind_a_passing_gate(release_2027):
     out = release_2027.out
     for name in ARTIFACTS:
@@ -26,7 +23,7 @@ def test_release_builds_all_five_artifacts_behind_a_passing_gate(release_2027):
     record = json.loads((out / "release.json").read_text())
     assert record["year"] == 2027 and record["activation"] == "relu"
     assert record["gate"]["passed"] and record["gate"]["trained_reference"]
-    assert record["secret"]["development"] is False and RELEASE_SECRET not in json.dumps(record)
+    assert record["secret"]["development"] is False and release_2027.secret not in json.dumps(record)
     assert set(record["artifacts"]) == {"handout.zip", "gradescope/autograder.zip"}
     assert record["tampering"] and all("UNNOTICED" not in line for line in record["tampering"])
     assert "PASSED" in (out / "gate.txt").read_text()
