@@ -93,6 +93,19 @@ def trained_env(prepared_env: PreparedEnv) -> Environment:
     return prepared_env("relu", with_training=True)
 
 
+@pytest.fixture(scope="module")
+def mnist_for_the_tools():
+    """(Used by the otter and nbgrader test modules.) The training tests read the grader's MNIST cache (the .npy split) through BPLAB_MNIST, with one
+    BLAS thread in the grading kernels, as the grader's worker."""
+    from autograder.mnist import load_mnist, mnist_dir
+    load_mnist()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BPLAB_MNIST", str(mnist_dir()))
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            mp.setenv(var, "1")
+        yield
+
+
 #: The course secret of the one full release the release tests share (any secret must pass the gate).
 RELEASE_SECRET = "course-secret-for-the-release-tests-6606"
 

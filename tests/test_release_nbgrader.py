@@ -19,20 +19,9 @@ from autograder.release.otter import submission_notebook
 from autograder.release.yearly import bind_secret, plan_release
 
 pytest.importorskip("nbgrader", reason="nbgrader 0.9 is a test dependency (pip install -e '.[test]')")
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("release_nbgrader")]  # its module fixtures: made once, on one worker
+# its module fixtures: made once, on one worker; MNIST for the tools' training tests (tests/conftest.py)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("release_nbgrader"), pytest.mark.usefixtures("mnist_for_the_tools")]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def mnist_for_the_tools():
-    """The training tests read the grader's MNIST cache (the .npy split) through BPLAB_MNIST, with one
-    BLAS thread in the grading kernels, as the grader's worker."""
-    from autograder.mnist import load_mnist, mnist_dir
-    load_mnist()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("BPLAB_MNIST", str(mnist_dir()))
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            mp.setenv(var, "1")
-        yield
 
 SECRET = "course-secret-for-the-nbgrader-test-8830"
 MUTANTS = ("sgd_ascends",)  # loses sgd_step and training (otter's test takes one that keeps training)
