@@ -127,7 +127,8 @@ PREFIX = "backprop-lab-"        # group names: PREFIX + creating pid + "-" + ran
 _swept = False
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -151,7 +152,7 @@ def sweep_stale(parents: list[Path]) -> list[Path]:
             pid_text = folder.name[len(PREFIX):].split("-", 1)[0]
             if not (folder.name.startswith(PREFIX) and pid_text.isdigit() and folder.is_dir()):
                 continue
-            if _alive(int(pid_text)):
+            if process_alive(int(pid_text)):
                 continue
             group = WorkerGroup({"stale": folder}, 1, procs_files=[folder / "cgroup.procs"])
             group.remove()

@@ -7,6 +7,8 @@ import os
 import stat
 from pathlib import Path
 
+from .cgroups import process_alive
+
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -165,14 +167,7 @@ def sweep_stale_mounts() -> list[str]:
     done = []
     for source, point in _mounts():
         pid = source[len(MOUNT_SOURCE) + 1:]
-        if not (source.startswith(MOUNT_SOURCE + "-") and pid.isdigit()):
-            continue
-        try:
-            os.kill(int(pid), 0)
-            continue
-        except ProcessLookupError:
-            pass
-        except PermissionError:
+        if not (source.startswith(MOUNT_SOURCE + "-") and pid.isdigit()) or process_alive(int(pid)):
             continue
         if unmount(Path(point)):
             done.append(point)
