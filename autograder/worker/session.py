@@ -96,10 +96,8 @@ class WorkerSession(TrainingStream):
         confine.py and the training split. Nothing else of the host. (Empty where no layer enforces
         it: the user and rlimits levels.)"""
         if self._allowlist is None:
-            if self.iso.bwrap or self.iso.landlock:
-                self._allowlist = self.allowlist_base().with_paths([self.harness.parent, self.train_split()])
-            else:
-                self._allowlist = Allowlist(())
+            base = self.allowlist_base()   # empty exactly where no layer enforces a list
+            self._allowlist = base.with_paths([self.harness.parent, self.train_split()]) if base.read_only else base
         return self._allowlist
 
     def allowlist_base(self) -> Allowlist:
