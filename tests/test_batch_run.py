@@ -151,7 +151,8 @@ def start_batch(subs: Path, out: Path) -> subprocess.Popen:
 
 
 def states(out: Path) -> dict[str, bytes]:
-    return {p.parent.name: p.read_bytes() for p in out.glob(f"*/{STATE}")}
+    """Committed students only: a ``.stage.*`` folder a kill left half-swapped is not a result."""
+    return {p.parent.name: p.read_bytes() for p in out.glob(f"*/{STATE}") if not p.parent.name.startswith(".")}
 
 
 def workers_gone(out: Path, timeout: float = 15) -> bool:
