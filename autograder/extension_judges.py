@@ -1,6 +1,6 @@
 """The verdicts of the optional extensions (l2, early_stopping, dropout), in pure numpy: arrays in, a
 ``Verdict`` out (autograder/judges.py's type). One definition (issue 11) for the grader's extension checks
-(autograder/checks/extensions.py, extension_dropout.py) and the otter/nbgrader versions
+(autograder/checks/extension_l2.py, extension_early_stopping.py, extension_dropout.py) and the otter/nbgrader versions
 (``bplab_extension_judges.py`` next to ``bplab_checks.py``). Numpy, the standard library and the two
 shipped modules only; no expected values. Shapes: W (n_hidden, n_in), b (n_hidden,), V (n_out, n_hidden),
 c (n_out,); h, dh, mask (N, n_hidden)."""

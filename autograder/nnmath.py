@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+#: the hidden layer's activations a course year can pick (config re-exports it)
+ACTIVATIONS = ("sigmoid", "tanh", "relu")
+
 
 def activate(a: np.ndarray, activation: str) -> np.ndarray:
     """h = f(a) for sigmoid (overflow-free form), tanh or relu."""

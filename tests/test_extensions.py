@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.checks import extensions as ext
+from autograder.checks import registry as ext
 from autograder.checks.common import Context
 from autograder.config import CourseConfig, load_config
 from autograder.errors import ConfigError
@@ -49,7 +49,7 @@ def grade_extensions(tmp_path: Path, source: str, cfg: CourseConfig | None = Non
     path.write_text(source)
     with WorkerSession(path, Isolation("rlimits", sys.executable), cfg.activation) as session:
         ctx = Context(cfg, load_reference(cfg.activation), session)
-        return {r.name: r for r in ext.run(ctx, only=only)}
+        return {r.name: r for r in ext.run_extensions(ctx, only=only)}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,15 +33,18 @@ def ext_config(tmp_path, monkeypatch):
 
 
 def test_ids_labels_and_points_come_from_the_registry():
-    from autograder.checks import forward, minibatch, sgd_step
-    from autograder.checks.extension_common import LABELS as EXT_LABELS
-    from autograder.checks.training_rules import LABEL
+    from autograder.checks import forward, gradients, minibatch, sgd_step, training
+    from autograder.checks import extension_dropout, extension_early_stopping, extension_l2
     from autograder.grade import CHECK_LABELS
     from autograder.report.feedback import CHECK_TITLES
     assert CHECK_IDS == registry.CHECK_IDS == ("forward", "gradients", "minibatch", "sgd_step", "training")
-    assert forward.LABELS is registry.LABELS["forward"] and minibatch.LABELS is registry.LABELS["minibatch"]
-    assert sgd_step.LABELS is registry.LABELS["sgd_step"] and [LABEL] == registry.LABELS["training"]
-    assert EXT_LABELS is registry.LABELS and CHECK_LABELS == {c: registry.LABELS[c] for c in CHECK_IDS}
+    assert registry.EXTENSION_IDS == ("l2", "early_stopping", "dropout")
+    declared = [forward, gradients, minibatch, sgd_step, training, extension_l2, extension_early_stopping,
+                extension_dropout]
+    assert [m.SPEC for m in declared] == list(registry.ALL)   # each check's module declares it, in order
+    assert forward.LABELS == registry.LABELS["forward"] and minibatch.LABELS == registry.LABELS["minibatch"]
+    assert sgd_step.LABELS == registry.LABELS["sgd_step"] and [training.LABEL] == registry.LABELS["training"]
+    assert CHECK_LABELS == {c: registry.LABELS[c] for c in CHECK_IDS}
     assert CHECK_TITLES is registry.TITLES and set(CHECK_TITLES) == set(registry.BY_ID)
     cfg = load_config()
     assert cfg.rubric == {s.check_id: s.default_points for s in registry.CORE}
@@ -81,14 +87,17 @@ def test_gradescope_failure_survives_a_broken_config(tmp_path, monkeypatch):
 
 
 def test_no_other_module_lists_the_check_ids_or_labels():
-    """The registry is the one place: no other module spells out the five ids or a check's labels."""
+    """Each check's labels are spelled once, in its own module's ``CheckSpec(...)``; no module spells out
+    the five ids or a check's labels anywhere else."""
     spelled = []
     for path in (ROOT / "autograder").rglob("*.py"):
-        if path.name == "registry.py" or "sandbox" in path.parts or "worker" in path.parts:
+        if "sandbox" in path.parts or "worker" in path.parts:
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
+        declared = {id(arg) for node in ast.walk(tree) if isinstance(node, ast.Call)
+                    and getattr(node.func, "id", None) == "CheckSpec" for arg in node.args}
         for node in ast.walk(tree):
-            if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            if isinstance(node, (ast.Tuple, ast.List, ast.Set)) and id(node) not in declared:
                 values = [e.value for e in node.elts if isinstance(e, ast.Constant)]
                 if set(CHECK_IDS) <= set(values) or "rows independent" in values or "penalty value" in values:
                     spelled.append(f"{path.relative_to(ROOT)}:{node.lineno}")
@@ -130,3 +139,45 @@ def test_public_cases_hold_public_cases_only():
     public_bytes = {v.tobytes() for v in public.values()}
     hidden_only = hidden - {v.tobytes() for t in build_tests(cfg) if not t.hidden for v in t.data.values()}
     assert not (hidden_only & public_bytes)
+
+
+def test_a_check_module_imports_neither_config_nor_the_worker_nor_the_registry_at_run_time():
+    """The registry imports every module of autograder/checks to collect their SPECs, and config imports
+    the registry: so no module there may import config, the worker or the registry when it runs (type
+    hints under ``if TYPE_CHECKING`` are fine), or importing config would be circular."""
+    import grimp
+    graph = grimp.build_graph("autograder", exclude_type_checking_imports=True, cache_dir=None)
+    checks = sorted(m for m in graph.modules if m.startswith("autograder.checks.") and m != "autograder.checks.registry")
+    assert "autograder.checks.forward" in checks
+    for module in checks:
+        for forbidden in ("autograder.config", "autograder.worker.session", "autograder.checks.registry"):
+            chain = graph.find_shortest_chain(importer=module, imported=forbidden)
+            assert chain is None, f"{module} imports {forbidden} at run time: {' -> '.join(chain)}"
+
+
+def test_a_new_check_is_one_file(tmp_path, monkeypatch):
+    """Adding a check is one module with its SPEC and runner: the registry finds it with nothing else
+    edited, in the order its SPEC asks for, and refuses a duplicate id or a runner in another module."""
+    import importlib
+    import shutil
+    from autograder.checks import spec as spec_module
+    package = tmp_path / "autograder"
+    shutil.copytree(Path(registry.__file__).parents[1], package,
+                    ignore=shutil.ignore_patterns("__pycache__", "solutions", "*.pyc"))
+    (package / "checks" / "shapes.py").write_text(
+        "from .spec import CheckSpec\n"
+        "SPEC = CheckSpec('shapes', 'Shapes', ('every output has its shape',), 5, 'shapes:run', ('forward',), order=35)\n"
+        "def run(ctx):\n    return SPEC.zero(ctx.config, 'not written yet')\n")
+    script = ("import autograder.checks.registry as r, autograder.config as c\n"
+              "print([s.check_id for s in r.CORE]); print(c.CourseConfig().rubric['shapes'])")
+    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["['forward', 'gradients', 'minibatch', 'shapes', 'sgd_step', 'training']",
+                                          "5"]
+    (package / "checks" / "shapes.py").write_text(
+        "from .spec import CheckSpec\nSPEC = CheckSpec('forward', 'x', ('y',), 5, 'shapes:run')\n")
+    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert out.returncode != 0 and "declared twice" in out.stderr
+    assert spec_module.CheckSpec is registry.CheckSpec

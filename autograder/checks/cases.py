@@ -3,11 +3,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..config import CourseConfig
 from ..gradcheck import mean_nll, numerical_gradient, relative_error
+
+if TYPE_CHECKING:
+    from ..config import CourseConfig
 
 PARAM_KEYS = ("W", "b", "V", "c")
 

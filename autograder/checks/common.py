@@ -4,15 +4,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..config import CourseConfig
 from ..results import CheckResult
-from ..worker.session import Reply, WorkerSession
-from .registry import split_points, zero_results  # noqa: F401 - defined once, used by every check
 from ..judges import squeeze_to  # noqa: F401
+from .spec import split_points, zero_results  # noqa: F401 - defined once, used by every check
+
+if TYPE_CHECKING:  # the checks run before config and the worker are imported (checks/registry.py)
+    from ..config import CourseConfig
+    from ..worker.session import Reply, WorkerSession
 
 
 #: Diagnosis ids that describe a symptom or a bookkeeping fact, not a bug: never counted as bugs

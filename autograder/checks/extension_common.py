@@ -1,13 +1,32 @@
-"""What the extension checks share: their labels, calling an allow-listed extension function in the
-worker and turning its reply into results (autograder/checks/extensions.py)."""
+"""What the checks of the optional extensions share (extension_l2.py, extension_early_stopping.py,
+extension_dropout.py): calling an allow-listed function in the worker and turning its reply into results.
+Each extension is scored separately and only when course.toml enables it.
+
+Check ids (results.json names ``"<id>: <label>"``): ``l2`` (weight decay), ``early_stopping`` and
+``dropout`` (inverted dropout). The student writes the functions in mlp.py (reference:
+``solutions/extensions.py``); the worker calls them through the harness's ``call_extension`` op and
+every expected value is computed here, in the parent, never taken from the worker:
+
+* l2: the penalty's value, and the gradient of the penalized loss against central finite differences
+  (float64) of ``mean NLL + (wd/2)(|W|^2 + |V|^2)`` around the hidden reference's gradients;
+* early_stopping: (stop_epoch, best_epoch) on fixed and seeded validation curves;
+* dropout: the expected value of the dropped hidden layer over many masks (≈ h), the keep rate and
+  the 0/1 mask, and the gradient ``dropout_backward`` returns for a fixed mask.
+
+A wrong answer is compared with the known bugs (missing 1/(1-rate), factor 2 or 1/2 in the L2 gradient,
+stopping one epoch early or late, ...) so the message names the likely one.
+"""
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..results import CheckResult
-from ..worker.session import Reply
 from .common import Context, explain_failure, failure_tag
-from .registry import LABELS  # noqa: F401 - the extension checks' labels
+
+if TYPE_CHECKING:
+    from ..worker.session import Reply
 
 
 

@@ -3,14 +3,28 @@ dropped layer over many masks, the keep rate and the 0/1 mask; ``dropout_backwar
 by the gradient for a fixed mask. Shapes: h, dh, mask (N, n_hidden)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .. import extension_judges as judges
 from ..boundary import check_array
 from ..results import CheckResult
-from ..worker.session import Reply
 from .common import Context, split_points
-from .extension_common import LABELS, _call, _fail, _failed, _pass
+from .extension_common import _call, _fail, _failed, _pass
+from .spec import CheckSpec
+
+if TYPE_CHECKING:
+    from ..worker.session import Reply
+
+SPEC = CheckSpec("dropout", "dropout",
+                 ("expected value of the hidden layer", "gradient with a fixed mask"), 5,
+                 "extension_dropout:check_dropout", ("dropout_forward", "dropout_backward"), extension=True,
+                 readme="`dropout_forward` (inverted dropout, mask from `rng`) and `dropout_backward`.",
+                 prompt="Optional extension (inverted dropout): `dropout_forward(h, rate, rng)` returns `(h_dropped, "
+                        "mask)`, dropping each unit with probability `rate` and dividing the kept ones by `1 - rate`, "
+                        "the mask drawn from `rng`; `dropout_backward(dh, mask, rate)` returns `dh * mask / (1 - rate)`.",
+                 order=30)
 
 DROPOUT_RATE = 0.3      # not 0.5, so "rate" and "keep probability" cannot be confused unnoticed
 DROPOUT_DRAWS = 400
@@ -36,7 +50,8 @@ def _dropout_forward_result(reply: Reply, h: np.ndarray, rate: float, draws: int
 
 
 def check_dropout(ctx: Context, total: float) -> list[CheckResult]:
-    labels, pts = LABELS["dropout"], split_points(total, LABELS["dropout"])
+    labels = list(SPEC.labels)
+    pts = split_points(total, labels)
     rng = np.random.default_rng(ctx.config.seed("extension_dropout"))
     rate = DROPOUT_RATE
     h = rng.uniform(0.1, 2.0, size=(int(rng.integers(4, 9)), int(rng.integers(10, 26))))

@@ -1,19 +1,32 @@
 """Check 'forward': probabilities against the hidden reference on public and hidden cases."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .. import judges
 from ..boundary import check_array
-from ..config import ACTIVATIONS, CourseConfig
-from ..nnmath import activate, softmax
+from ..nnmath import ACTIVATIONS, activate, softmax
 from ..results import CheckResult
 from .cases import Case, hidden_cases, make_case, public_toy
 from .tolerances import reference_probs32
 from .common import Context, explain_failure, failure_tag, split_points
-from .registry import LABELS as REGISTRY_LABELS
+from .spec import CheckSpec
 
-LABELS = REGISTRY_LABELS["forward"]
+if TYPE_CHECKING:
+    from ..config import CourseConfig
+
+SPEC = CheckSpec("forward", "Forward pass",
+                 ("public toy case", "hidden cases (incl. N=1)", "large logits (numerical stability)"), 15,
+                 "forward:run", ("forward",),
+                 readme="`forward` on hidden random inputs of several sizes (N = 1 included): probabilities "
+                        "compared with the reference's, rtol 1e-6 in float64.",
+                 prompt="`forward(params, X)` returns `(probs, cache)`: softmax probabilities `(N, n_out)`, each row "
+                        "summing to 1, for every N (including N=1) and without overflow on large logits.",
+                 order=10)
+
+LABELS = list(SPEC.labels)
 
 
 def variants(case: Case, activation: str) -> dict[str, np.ndarray]:

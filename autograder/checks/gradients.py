@@ -16,8 +16,16 @@ from .cases import (PARAM_KEYS, Case, fd_agrees_with_reference, hidden_cases, mn
                     reference_gradients, true_gradients, true_loss)
 from .common import Context, explain_failure, failure_tag, split_points, zero_results
 from .known_bugs import diagnose_gradient, gradient_variants
-from .registry import LABELS
+from .spec import CheckSpec
 from .tolerances import grad_scale, reference_gradients32, threshold
+
+SPEC = CheckSpec("gradients", "Gradients (finite differences of the true loss)", ("W", "b", "V", "c"), 35,
+                 "gradients:run", ("forward", "backward"),
+                 readme="`backward` against central finite differences of the true loss, per parameter "
+                        "(relative error under 1e-6 in float64).",
+                 prompt="`backward(params, cache, Y)` returns the gradients of the MEAN negative log-likelihood over "
+                        "the batch, a dict with the keys and shapes of `params`. Each parameter is a test.",
+                 order=20)
 
 PASS_FLOAT64 = 1e-6
 FD_CLEAN = 1e-7          # FD this close to the reference's analytic gradient is used as the truth as is
@@ -143,7 +151,7 @@ def _shape_problem(key: str, checked, problems: list, shape: tuple[int, ...] = (
 
 def run(ctx: Context) -> list[CheckResult]:
     act = ctx.config.activation
-    labels = LABELS["gradients"]
+    labels = list(SPEC.labels)
     points = dict(zip(labels, split_points(ctx.config.rubric["gradients"], labels)))
     rel: dict[str, list[float]] = {k: [] for k in PARAM_KEYS}
     failures: dict[str, tuple[list[str], str]] = {}

@@ -13,13 +13,16 @@ gradient of K and ``gm.<bug id>`` its sentence; ``X2 probs2`` the rows-independe
 from __future__ import annotations
 
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..config import CourseConfig
 from .cases import PARAM_KEYS, Case
 from .known_bugs import gradient_variants
 from .tolerances import reference_gradients32, reference_probs32
+
+if TYPE_CHECKING:
+    from ..config import CourseConfig
 
 
 def _f64(value) -> np.ndarray:

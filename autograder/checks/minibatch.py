@@ -9,10 +9,20 @@ from ..boundary import check_array
 from ..results import CheckResult
 from .cases import PARAM_KEYS, Case, make_case, reference_gradients
 from .common import Context, explain_failure, failure_tag, split_points, squeeze_to
-from .registry import LABELS as REGISTRY_LABELS
+from .spec import CheckSpec
 from .tolerances import reference_gradients32, reference_probs32
 
-LABELS = REGISTRY_LABELS["minibatch"]
+SPEC = CheckSpec("minibatch", "Minibatches",
+                 ("mean of per-example gradients", "rows independent", "N=1 and odd N", "inputs not mutated"), 20,
+                 "minibatch:run", ("forward", "backward"),
+                 readme="batch gradients equal the mean of per-example gradients; each output row depends only "
+                        "on its own input row; N = 1 and odd N work; inputs are not modified.",
+                 prompt="The gradient of a batch is the mean of the per-example gradients; each output row depends "
+                        "only on its input row; N=1 and odd N work; `forward` and `backward` never modify their "
+                        "inputs.",
+                 order=30)
+
+LABELS = list(SPEC.labels)
 
 
 def _described(reply) -> dict | None:

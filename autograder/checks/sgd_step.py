@@ -8,9 +8,17 @@ from ..boundary import check_array
 from ..results import CheckResult
 from .cases import PARAM_KEYS, make_case
 from .common import Context, explain_failure, failure_tag, split_points
-from .registry import LABELS as REGISTRY_LABELS
+from .spec import CheckSpec
 
-LABELS = REGISTRY_LABELS["sgd_step"]
+SPEC = CheckSpec("sgd_step", "SGD step", ("exact update for every key", "gradients left unchanged"), 10,
+                 "sgd_step:run", ("sgd_step",),
+                 readme="the exact update `p - learning_rate * g` for every key; the gradients are not modified "
+                        "(updating params in place is fine).",
+                 prompt="`sgd_step(params, grads, learning_rate)` returns `{k: params[k] - learning_rate * grads[k]}` "
+                        "for every key and leaves `grads` unchanged.",
+                 order=40)
+
+LABELS = list(SPEC.labels)
 
 
 matches = judges.sgd_matches  # the rule, shipped verbatim (autograder/judges.py)

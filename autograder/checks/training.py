@@ -8,17 +8,29 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..boundary import check_array
-from ..config import CourseConfig
 from ..results import CheckResult
 from .common import Context, explain_failure, failure_tag, squeeze_to
-from .training_rules import (FORGED_FACTOR, INIT_MIN_ERROR, INIT_ROWS, LABEL, N_IN, N_OUT, PARTIAL_SCALE,
+from .spec import CheckSpec
+from .training_rules import (FORGED_FACTOR, INIT_MIN_ERROR, INIT_ROWS, N_IN, N_OUT, PARTIAL_SCALE,
                              PLATEAU_ERROR, PLATEAU_SPREAD, PLATEAU_WINDOW, VALID_ROWS, WALL_FACTOR,
                              reference_step_seconds)
+
+if TYPE_CHECKING:
+    from ..config import CourseConfig
+
+# its notebook prompt depends on the year: release/notebook.py
+SPEC = CheckSpec("training", "Training on MNIST", ("MNIST test error within the time budget",), 20,
+                 "training:run", ("init_params", "forward", "backward", "sgd_step"), needs_data=True,
+                 readme="the grader's own SGD loop, with your functions and your `HYPERPARAMS`, on the 50,000 "
+                        "training images; test error must reach the target within the time budget (partial "
+                        "credit on a stated scale).",
+                 order=50)
+LABEL = SPEC.labels[0]
 
 __all__ = ["PARTIAL_SCALE", "LABEL", "run", "schedule", "validate_hyperparams"]
 

@@ -3,8 +3,6 @@ factors) and the reference's CPU cost per SGD step on this machine, which the bu
 forged-run test compare against. Shared by checks/training.py and checks/training_text.py."""
 from __future__ import annotations
 
-from .registry import LABELS
-
 PARTIAL_SCALE = ((0.07, 0.6), (0.10, 0.4), (0.20, 0.2))  # (error below, fraction of the points)
 N_IN, N_OUT = 784, 10
 INIT_MIN_ERROR = 0.5      # an untrained network errs near chance (90%); below this it was trained already
@@ -16,7 +14,6 @@ WALL_FACTOR = 4.0         # the outer wall-clock cap: this many times the CPU bu
 FORGED_FACTOR = 0.25      # a run claiming its steps in under this fraction of the reference's CPU did not run them
 INIT_ROWS = 2000          # test images that judge the untrained network
 VALID_ROWS = 2000         # validation images per checkpoint (the curve's valid_error; grading uses test error)
-LABEL = LABELS["training"][0]
 
 
 _REF_STEP: dict[tuple, float] = {}

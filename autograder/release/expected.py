@@ -169,12 +169,14 @@ def _training_tests(config: CourseConfig, budget: float | None = None) -> list[R
 
 
 def _extension_tests(config: CourseConfig, ref: ModuleType) -> dict[str, list[ReleaseTest]]:
-    """One test per test of ``autograder/checks/extensions.py`` for each enabled extension, drawn from the
+    """One test per test of ``autograder/checks/extension_*.py`` for each enabled extension, drawn from the
     same seeds in the same order, with the same points (``extension_points``, split evenly)."""
-    from ..checks import extensions as ext
+    from ..checks.extension_dropout import DROPOUT_DRAWS, DROPOUT_RATE
+    from ..checks.extension_early_stopping import curves, expected_early_stopping
+    from ..checks.registry import enabled_extensions
     out: dict[str, list[ReleaseTest]] = {}
-    enabled = ext.enabled_extensions(config)
-    points = {k: split_points(float(config.extension_points[k]), ext.LABELS[k]) for k in enabled}
+    enabled = enabled_extensions(config)
+    points = {k: split_points(float(config.extension_points[k]), LABELS[k]) for k in enabled}
     if "l2" in enabled:
         rng = np.random.default_rng(config.seed("extension_l2"))
         case = make_case("l2 case", rng, int(rng.integers(4, 9)), int(rng.integers(3, 7)), int(rng.integers(2, 5)),
@@ -185,16 +187,16 @@ def _extension_tests(config: CourseConfig, ref: ModuleType) -> dict[str, list[Re
         data |= {f"e.{k}": np.asarray(grads[k]) + (wd * case.params[k] if k in ("W", "V") else 0.0) for k in grads}
         data |= {"weight_decay": np.asarray(wd), "expected": np.asarray(
             0.5 * wd * float(np.sum(case.params["W"] ** 2) + np.sum(case.params["V"] ** 2)))}
-        labels = ext.LABELS["l2"]
+        labels = LABELS["l2"]
         out["l2"] = [ReleaseTest("l2", labels[0], points["l2"][0], True, "l2_value", ("l2_penalty",), data),
                      ReleaseTest("l2", labels[1], points["l2"][1], True, "l2_grads", ("l2_penalty_grads",), data)]
     if "early_stopping" in enabled:
-        cases = ext._curves(np.random.default_rng(config.seed("extension_early_stopping")))
+        cases = curves(np.random.default_rng(config.seed("extension_early_stopping")))
         data = {"count": np.asarray(len(cases))}
         for i, (curve, patience) in enumerate(cases):
             data |= {f"curve{i}": np.asarray(curve), f"patience{i}": np.asarray(patience),
-                     f"expected{i}": np.asarray(ext.expected_early_stopping(curve, patience))}
-        labels = ext.LABELS["early_stopping"]
+                     f"expected{i}": np.asarray(expected_early_stopping(curve, patience))}
+        labels = LABELS["early_stopping"]
         out["early_stopping"] = [ReleaseTest("early_stopping", label, p, True, "early_stopping_epoch",
                                              ("early_stopping",), data, (i,))
                                  for i, (label, p) in enumerate(zip(labels, points["early_stopping"]))]
@@ -203,12 +205,12 @@ def _extension_tests(config: CourseConfig, ref: ModuleType) -> dict[str, list[Re
         h = rng.uniform(0.1, 2.0, size=(int(rng.integers(4, 9)), int(rng.integers(10, 26))))
         seed = int(rng.integers(2**31))
         dh = rng.standard_normal(h.shape)
-        mask = (rng.random(h.shape) >= ext.DROPOUT_RATE).astype(np.float64)
-        rate = np.asarray(ext.DROPOUT_RATE)
-        labels = ext.LABELS["dropout"]
+        mask = (rng.random(h.shape) >= DROPOUT_RATE).astype(np.float64)
+        rate = np.asarray(DROPOUT_RATE)
+        labels = LABELS["dropout"]
         out["dropout"] = [
             ReleaseTest("dropout", labels[0], points["dropout"][0], True, "dropout_forward_ok", ("dropout_forward",),
-                        {"h": h, "rate": rate, "seed": np.asarray(seed), "draws": np.asarray(ext.DROPOUT_DRAWS)}),
+                        {"h": h, "rate": rate, "seed": np.asarray(seed), "draws": np.asarray(DROPOUT_DRAWS)}),
             ReleaseTest("dropout", labels[1], points["dropout"][1], True, "dropout_backward_ok",
                         ("dropout_backward",), {"dh": dh, "mask": mask, "rate": rate})]
     return out

@@ -264,7 +264,7 @@ class Harness:
                     break
         return {"steps": step, "stopped": False}
 
-    # ---- optional extensions (autograder/checks/extensions.py) --------------------------------
+    # ---- optional extensions (autograder/checks/extension_*.py) -------------------------------
     #: the extension functions the parent may call, from its load request (checks/registry.py)
     extension_functions = frozenset()
 
