@@ -33,6 +33,21 @@ MATCH_TOL = 1e-5               # a wrong gradient "is" a known bug's when this c
 PROBS_RTOL, PROBS_ATOL = 1e-6, 1e-9
 
 
+def call_student(fn, name: str, *args):
+    """``fn(*args)`` for the otter/nbgrader tests (``bplab_checks``, ``bplab_training``): a missing function,
+    ``NotImplementedError`` or a crash becomes an ``AssertionError`` naming the function, so the tool shows
+    one sentence, not a traceback into the student's cell."""
+    if not callable(fn):
+        raise AssertionError(f"{name} is not defined; keep the function names of the handout")
+    try:
+        return fn(*args)
+    except NotImplementedError as exc:
+        raise AssertionError(f"{name} is not implemented yet ({exc}); replace the `raise "
+                             "NotImplementedError` with your code") from None
+    except Exception as exc:  # noqa: BLE001 - the student's error (AssertionError too), reported by name
+        raise AssertionError(f"{name} raised {type(exc).__name__}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class Verdict:
     """One judgement: ``passed``, bug ids (``diagnoses``) and the sentence a TA would say."""
