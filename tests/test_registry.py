@@ -158,7 +158,6 @@ def test_a_check_module_imports_neither_config_nor_the_worker_nor_the_registry_a
 def test_a_new_check_is_one_file(tmp_path, monkeypatch):
     """Adding a check is one module with its SPEC and runner: the registry finds it with nothing else
     edited, in the order its SPEC asks for, and refuses a duplicate id or a runner in another module."""
-    import importlib
     import shutil
     from autograder.checks import spec as spec_module
     package = tmp_path / "autograder"

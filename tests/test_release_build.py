@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 
+import nbformat
 import numpy as np
 import pytest
 
 from autograder.cli import main
 from autograder.errors import UserError
+from autograder.release import hiddenscan, nbchecks
 from autograder.release.build import ARTIFACTS, replace_dir
 from autograder.release.expected import load_expected
 
@@ -71,3 +74,29 @@ def test_replacing_an_earlier_release_only(tmp_path):
     stage.mkdir()
     with pytest.raises(UserError, match="not a backprop-lab release"):
         replace_dir(stage, other)
+
+
+def test_the_real_student_view_holds_no_hidden_value(release_2027):
+    # here, not in test_release_hidden.py: that module's own xdist group would join this one's name
+    # ("release_2027_release_hidden") and a second worker would build the whole release again
+    """What the release's student-view step received from the real tools (nbgrader autograde +
+    generate_feedback, otter run) for the failing gate subjects and the tampering subjects."""
+    from autograder.release.nbgrader import assignment_id
+    from autograder.release.studentview import SUBJECTS
+    build, out = release_2027.build, release_2027.out
+    tests, config = build.tests, release_2027.config
+    aid = assignment_id(config)
+    source = nbformat.read(out / "nbgrader" / "source" / aid / "backprop_lab.ipynb", as_version=4)
+    assert all(nbchecks.pack(t.data) not in c.source for t in tests if t.hidden for c in source.cells)
+    view = build.student_view
+    feedback = [k for k in view if k.startswith("nbgrader feedback/") and k.endswith(".html")]
+    assert len(feedback) == len(SUBJECTS) + len(build.tamper_sources)
+    assert hiddenscan.scan(view, tests) == []
+    # the hidden tests did run (they read the hidden file): a mutant keeps its hidden gradient points
+    results = json.loads(view["otter naive_softmax/results.json"])
+    scores = {r["name"]: r.get("score") for r in results["tests"]}
+    assert scores["gradients"] == config.rubric["gradients"] and scores["forward"] < config.rubric["forward"]
+    html = re.sub(r"<[^>]+>", "", view[next(k for k in feedback if "grad_sign_flip" in k)].decode())
+    assert "bplab_checks.hidden(" in html and "relative error" in html
+    assert not (out / "otter" / "dist" / "student" / nbchecks.HIDDEN_FILE).exists()
+    assert not list((out / "nbgrader" / "release").rglob("*.npz"))
