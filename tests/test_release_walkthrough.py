@@ -4,17 +4,15 @@ read by bplab_training from a small real subset."""
 from __future__ import annotations
 
 import re
-import shutil
 
 import nbformat
 import numpy as np
 import pytest
 
-from autograder import gradcheck
 from autograder.config import load_config
 from autograder.handout.notebook import build_notebook
 from autograder.reference import reference_source
-from autograder.release import nbtraining
+from autograder.release import shipped
 from autograder.release.expected import build_tests
 from autograder.release.otter import master_notebook
 
@@ -70,8 +68,7 @@ def test_the_walkthrough_runs_on_the_reference(notebooks, mnist_data, tmp_path, 
         np.save(data / split / "y.npy", np.asarray(getattr(mnist_data, split).y[:n]))
     folder = tmp_path / "notebook"
     folder.mkdir()
-    shutil.copyfile(gradcheck.__file__, folder / "gradcheck.py")
-    shutil.copyfile(nbtraining.__file__, folder / "bplab_training.py")
+    shipped.copy_to(folder)  # what otter ships beside the notebook: bplab_training.py, the judges, gradcheck.py
     monkeypatch.syspath_prepend(str(folder))
     monkeypatch.setenv("BPLAB_MNIST", str(data))
     monkeypatch.setenv("MPLBACKEND", "Agg")
