@@ -295,16 +295,33 @@ def rows_independent(first: np.ndarray, second: np.ndarray, expected: np.ndarray
 
 
 def batch_size(grads: dict, truth: dict, truth32: dict, n: int) -> Verdict:
-    """The gradients of a batch of ``n`` (N=1, an odd N) against the truth, every key."""
+    """The gradients of a batch of ``n`` (N=1, an odd N) against the truth, every key.
+
+    One bug is charged once: gradients that are exactly N or 1/N times the truth for every key (the sum
+    over the batch instead of the mean, or the mean taken twice) are what "mean of per-example
+    gradients" charges, so this test credits them and says so (``explained_by_other_check``)."""
     scale = grad_scale(truth)
+    wrong = []
     for key in KEYS:
         ok, err = gradient_error(grads[key], truth[key], truth32[key], scale)
         if not ok:
-            hint = ("even for a single example, so the bug is not in how the batch is summed or averaged: the "
-                    "gradients check names it" if n == 1 else
-                    "though the shapes are right; check sums and means over the batch axis for this N")
-            return Verdict(False, ("batch_size_dependent",), f"dL/d{key} is wrong (relative error {err:.2e}) {hint}.")
-    return Verdict(True, (), "gradients are right for this N.")
+            wrong.append((key, err))
+    if not wrong:
+        return Verdict(True, (), "gradients are right for this N.")
+    if n > 1:
+        fits = [gradcheck.best_scale(np.asarray(grads[k], dtype=np.float64), truth[k]) for k in KEYS if np.any(truth[k])]
+        if fits and all(residual < 1e-6 for _, residual in fits):
+            factors = [factor for factor, _ in fits]
+            for target, what in ((n, "N times the true ones: the SUM over the batch, not the mean"),
+                                 (1.0 / n, "1/N of the true ones: the mean taken twice")):
+                if all(abs(f - target) < 1e-3 * target for f in factors):
+                    return Verdict(True, ("explained_by_other_check",), f"for N={n} the gradients are {what}. That is "
+                                   "the bug 'mean of per-example gradients' charges; it is not charged twice here.")
+    key, err = wrong[0]
+    hint = ("even for a single example, so the bug is not in how the batch is summed or averaged: the "
+            "gradients check names it" if n == 1 else
+            "though the shapes are right; check sums and means over the batch axis for this N")
+    return Verdict(False, ("batch_size_dependent",), f"dL/d{key} is wrong (relative error {err:.2e}) {hint}.")
 
 
 # ---- sgd_step ------------------------------------------------------------------------------------

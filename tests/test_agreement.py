@@ -163,3 +163,21 @@ def test_otter_nbgrader_checks_and_grader_agree_on_the_hidden_cases(name, activa
 def test_the_exceptions_are_real_subjects():
     assert set(NOT_COMPARABLE) | set(PUBLIC_ELSEWHERE) | set(ORDER_DEPENDENT) <= set(IDS)
     assert len(SUBJECTS) >= 60 and len({m.mutant_id for m in MUTANTS}) == len(MUTANTS)
+
+
+def test_a_sum_instead_of_mean_bug_is_charged_once_in_minibatch():
+    """The batch-size judge credits gradients that are exactly N (or 1/N) times the truth for every key,
+    naming the bug and the test that charges it; any other wrong gradient still fails it."""
+    from autograder import judges
+    rng = np.random.default_rng(5)
+    truth = {k: rng.standard_normal(shape) for k, shape in (("W", (3, 4)), ("b", (3,)), ("V", (2, 3)), ("c", (2,)))}
+    t32 = {k: v.astype(np.float32) for k, v in truth.items()}
+    summed = judges.batch_size({k: 7 * v for k, v in truth.items()}, truth, t32, 7)
+    twice = judges.batch_size({k: v / 7 for k, v in truth.items()}, truth, t32, 7)
+    assert summed.passed and summed.diagnoses == ("explained_by_other_check",) and "SUM" in summed.message
+    assert twice.passed and "twice" in twice.message
+    partly = judges.batch_size({**{k: 7 * v for k, v in truth.items()}, "c": truth["c"]}, truth, t32, 7)
+    flipped = judges.batch_size({k: -v for k, v in truth.items()}, truth, t32, 7)
+    single = judges.batch_size({k: 2 * v for k, v in truth.items()}, truth, t32, 1)
+    assert not partly.passed and not flipped.passed and not single.passed
+    assert judges.batch_size(truth, truth, t32, 7).passed

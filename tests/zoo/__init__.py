@@ -88,12 +88,13 @@ CORRECT = [
 ]
 
 BUGS = [
+    # one bug, charged once in minibatch: "N=1 and odd N" credits the batch factor "mean of ..." charges
     Entry("grad_summed_not_averaged", "bug", _patched((D_LOGITS, "d_logits = (probs - Y)")),
-          full(gradients=0, minibatch=2 * T),
-          {"gradients": ("grad_factor_n",), "minibatch": ("grad_factor_n", "batch_size_dependent")},
+          full(gradients=0, minibatch=3 * T),
+          {"gradients": ("grad_factor_n",), "minibatch": ("grad_factor_n", "explained_by_other_check")},
           {"gradients": ("batch size", "mean"), "minibatch": ("SUM",)}),
     Entry("grad_averaged_twice", "bug", _patched((D_LOGITS, "d_logits = (probs - Y) / n / n")),
-          full(gradients=0, minibatch=2 * T),
+          full(gradients=0, minibatch=3 * T),
           {"gradients": ("grad_factor_1_over_n",), "minibatch": ("grad_factor_1_over_n",)},
           {"gradients": ("divided by the batch size twice",), "minibatch": ("twice",)}),
     Entry("grad_sign_flipped", "bug", _patched((D_LOGITS, "d_logits = (Y - probs) / n")),
@@ -237,7 +238,7 @@ HOSTILE = [
           seconds=30, needs_full=True),
     Entry("write_grader", "hostile", H.write_grader, FULL, needs_full=True),
     Entry("network", "hostile", H.network, FULL, seconds=15, needs_full=True),
-    Entry("numpy_monkeypatch", "hostile", H.numpy_monkeypatch, full(gradients=0, minibatch=T),
+    Entry("numpy_monkeypatch", "hostile", H.numpy_monkeypatch, full(gradients=0, minibatch=2 * T),  # sum bug: once
           {"gradients": ("grad_factor_n",), "minibatch": ("input_mutated",)}, {"minibatch": ("forward changed X",)}),
     # its probs are zeros (as a lying subclass): the rows-independence test is not credited (issue 12)
     Entry("lying_subclass", "hostile", H.lying_subclass, full(forward=0, minibatch=3 * T), {"forward": ("wrong_type",)},
