@@ -136,6 +136,16 @@ OVERFLOW = (": your softmax overflows on large logits. Subtract each row's maxim
             "result is the same, and exp never sees a large number")
 
 
+def batch_factor(scale: float, n: int) -> str | None:
+    """``grad_factor_n`` when ``scale`` is the batch size N (the sum over the batch, not the mean),
+    ``grad_factor_1_over_n`` when it is 1/N (the mean taken twice), else None; only for N > 1."""
+    if n > 1 and abs(scale - n) < 1e-3 * n:
+        return "grad_factor_n"
+    if n > 1 and abs(scale * n - 1) < 1e-3:
+        return "grad_factor_1_over_n"
+    return None
+
+
 def _bug(key: str) -> tuple[str, str]:
     """A variant's key ``"<bug id>"`` or ``"<bug id>=<detail>"`` split into (bug id, detail)."""
     bug_id, _, detail = key.partition("=")
@@ -207,9 +217,7 @@ def diagnose_gradient(key: str, student: np.ndarray, truth: np.ndarray, n: int, 
         text = gradcheck.describe_scale(scale, n)
         if text:
             tag = ("grad_sign_flipped" if scale < 0 and abs(abs(scale) - 1) < 1e-3 else
-                   "grad_factor_n" if abs(scale - n) < 1e-3 * n else
-                   "grad_factor_1_over_n" if n > 1 and abs(scale * n - 1) < 1e-3 else
-                   "grad_zero" if abs(scale) < 1e-3 else "grad_scaled")
+                   batch_factor(scale, n) or ("grad_zero" if abs(scale) < 1e-3 else "grad_scaled"))
             return [tag], f"dL/d{key} {text}"
     if student.ndim == 2 and student.shape[0] == student.shape[1] and \
             gradcheck.relative_error(student.T, truth) < MATCH_TOL:
@@ -267,12 +275,13 @@ def batch_mean(batch: dict, singles: list, usable: set, ref_batch32: dict, ref_s
         return Verdict(True, (), f"the gradient of a batch of {n} equals the mean of its {n} per-example gradients "
                        f"(worst relative error {worst:.1e}, judged on {', '.join(sorted(usable))}).", evidence)
     factor, residual = gradcheck.best_scale(np.asarray(batch[worst_key], dtype=np.float64), means[worst_key])
-    if residual < 1e-6 and abs(factor - n) < 1e-3 * n:
-        return Verdict(False, ("grad_factor_n",), f"the batch gradient dL/d{worst_key} is the SUM of the per-example "
+    tag = batch_factor(factor, n) if residual < 1e-6 else None
+    if tag == "grad_factor_n":
+        return Verdict(False, (tag,), f"the batch gradient dL/d{worst_key} is the SUM of the per-example "
                        f"gradients, N={n} times their mean: the loss is the mean over the batch, so divide by N",
                        evidence)
-    if residual < 1e-6 and abs(factor * n - 1) < 1e-3:
-        return Verdict(False, ("grad_factor_1_over_n",), f"the batch gradient dL/d{worst_key} is 1/N of the mean of "
+    if tag == "grad_factor_1_over_n":
+        return Verdict(False, (tag,), f"the batch gradient dL/d{worst_key} is 1/N of the mean of "
                        "per-example gradients: you divide by N twice", evidence)
     return Verdict(False, ("batch_not_mean",), f"the batch gradient dL/d{worst_key} is not the mean of the "
                    f"per-example gradients (relative error {worst:.2e}): some step mixes examples or drops part of "
@@ -309,15 +318,13 @@ def batch_size(grads: dict, truth: dict, truth32: dict, n: int) -> Verdict:
             wrong.append((key, err))
     if not wrong:
         return Verdict(True, (), "gradients are right for this N.")
-    if n > 1:
-        fits = [gradcheck.best_scale(np.asarray(grads[k], dtype=np.float64), truth[k]) for k in KEYS if np.any(truth[k])]
-        if fits and all(residual < 1e-6 for _, residual in fits):
-            factors = [factor for factor, _ in fits]
-            for target, what in ((n, "N times the true ones: the SUM over the batch, not the mean"),
-                                 (1.0 / n, "1/N of the true ones: the mean taken twice")):
-                if all(abs(f - target) < 1e-3 * target for f in factors):
-                    return Verdict(True, ("explained_by_other_check",), f"for N={n} the gradients are {what}. That is "
-                                   "the bug 'mean of per-example gradients' charges; it is not charged twice here.")
+    fits = [gradcheck.best_scale(np.asarray(grads[k], dtype=np.float64), truth[k]) for k in KEYS if np.any(truth[k])]
+    tags = {batch_factor(factor, n) if residual < 1e-6 else None for factor, residual in fits}
+    if len(tags) == 1 and None not in tags:
+        what = {"grad_factor_n": "N times the true ones: the SUM over the batch, not the mean",
+                "grad_factor_1_over_n": "1/N of the true ones: the mean taken twice"}[tags.pop()]
+        return Verdict(True, ("explained_by_other_check",), f"for N={n} the gradients are {what}. That is "
+                       "the bug 'mean of per-example gradients' charges; it is not charged twice here.")
     key, err = wrong[0]
     hint = ("even for a single example, so the bug is not in how the batch is summed or averaged: the "
             "gradients check names it" if n == 1 else

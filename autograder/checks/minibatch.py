@@ -124,6 +124,7 @@ def _rows_independent(ctx: Context, case: Case, points: float, X2: np.ndarray | 
 
 def _sizes(ctx: Context, cases: list[Case], points: float) -> CheckResult:
     label = LABELS[2]
+    explained: CheckResult | None = None
     for case in cases:
         grads, why, tags = _grads(ctx, case)
         if grads is None:
@@ -133,10 +134,10 @@ def _sizes(ctx: Context, cases: list[Case], points: float) -> CheckResult:
         if not verdict.passed:
             return CheckResult("minibatch", label, 0.0, points, f"{case.name}: {verdict.message}",
                                list(verdict.diagnoses))
-        if verdict.diagnoses:  # right up to the batch factor the mean test charges: credited, and said
-            return CheckResult("minibatch", label, points, points, f"{case.name}: {verdict.message}",
-                               list(verdict.diagnoses))
-    return CheckResult("minibatch", label, points, points, "gradients are right for N=1 and for an odd N.")
+        if verdict.diagnoses and explained is None:  # right up to the batch factor the mean test charges
+            explained = CheckResult("minibatch", label, points, points, f"{case.name}: {verdict.message}",
+                                    list(verdict.diagnoses))
+    return explained or CheckResult("minibatch", label, points, points, "gradients are right for N=1 and for an odd N.")
 
 
 def _not_mutated(ctx: Context, points: float) -> CheckResult:
