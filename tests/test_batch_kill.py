@@ -22,10 +22,10 @@ import pytest
 
 from autograder.batch.commit import LOG
 from autograder.batch.demo import skeleton_source
-from autograder.batch.plan import STATE
 from autograder.config import load_config
 from autograder.mutants import mutant_sources
 from autograder.reference import reference_source
+from batch_states import states
 
 ACT = load_config().activation
 REF = reference_source(ACT)
@@ -54,11 +54,6 @@ def make_class(folder: Path) -> list[str]:
 def start(subs: Path, out: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", DRIVER, str(subs), str(out)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
-
-
-def states(out: Path) -> dict[str, bytes]:
-    """Committed students only: a ``.stage.*`` folder a kill left half-swapped is not a result."""
-    return {p.parent.name: p.read_bytes() for p in out.glob(f"*/{STATE}") if not p.parent.name.startswith(".")}
 
 
 def book(out: Path) -> dict[str, dict[str, str]]:

@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 
 from autograder.batch.demo import skeleton_source
-from autograder.batch.runner import LOG, STATE, WORKERS_LOCK, run_batch
+from autograder.batch.runner import LOG, WORKERS_LOCK, run_batch
 from autograder.config import load_config
 from autograder.mutants import mutant_sources
 from autograder.reference import reference_source
+from batch_states import states
 
 CONFIG = load_config()
 ACT = CONFIG.activation
@@ -148,11 +149,6 @@ def make_quick_class(folder: Path) -> None:
 def start_batch(subs: Path, out: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "autograder.cli", "batch", str(subs), "--out", str(out),
                              "--jobs", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-
-def states(out: Path) -> dict[str, bytes]:
-    """Committed students only: a ``.stage.*`` folder a kill left half-swapped is not a result."""
-    return {p.parent.name: p.read_bytes() for p in out.glob(f"*/{STATE}") if not p.parent.name.startswith(".")}
 
 
 def workers_gone(out: Path, timeout: float = 15) -> bool:
