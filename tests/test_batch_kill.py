@@ -27,6 +27,9 @@ from autograder.mutants import mutant_sources
 from autograder.reference import reference_source
 from batch_states import states
 
+# its module fixture (the uninterrupted run): made once, on one worker
+pytestmark = pytest.mark.xdist_group("batch_kill")
+
 ACT = load_config().activation
 REF = reference_source(ACT)
 DRIVER = ("import sys\n"

@@ -54,13 +54,19 @@ def test_extension_checks_pass_the_reference_and_fail_the_skeleton():
 
 
 @pytest.mark.sandbox
-def test_the_gate_agreement_covers_the_extensions():
+def test_the_gate_covers_the_extensions_and_their_agreement():
+    """With the optional parts switched on, the gate grades the reference WITH its extension functions
+    (full marks on them, the extensions' own points) and the extension mutants, each losing points on its
+    own extension; the otter/nbgrader checks agree on every subject."""
     cfg = config()
     gate = run_gate(cfg, render_assignment(cfg)["mlp.py"], with_training=False, tests=build_tests(cfg))
-    assert gate.passed, [r.to_dict() for r in gate.misses]
+    assert gate.passed, [(r.subject, r.got, r.problems) for r in gate.misses]
+    assert {"mutant dropout_not_rescaled", "mutant l2_grad_missing", "mutant early_stop_late"} <= {r.subject for r in gate.rows}
     reference = next(r for r in gate.rows if r.subject == "reference")
+    assert reference.got.endswith(f"/{cfg.max_score + sum(POINTS.values()):g}"), reference.got
     assert reference.other_graders == f"agree ({cfg.max_score - cfg.rubric['training'] + sum(POINTS.values()):g})"
-    assert any(r.subject.startswith("mutant l2_") or r.subject.startswith("mutant dropout_") for r in gate.rows)
+    assert all(r.other_graders.startswith("agree") for r in gate.rows), \
+        [(r.subject, r.other_graders) for r in gate.rows if not r.other_graders.startswith("agree")]
 
 
 @pytest.fixture()
