@@ -14,7 +14,21 @@ written under a file lock (tests/shared_cache.py).
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
+
+#: One BLAS thread in every process of the suite (its workers, the CLIs and tools they start, their kernels),
+#: set before numpy is first imported here: three xdist workers share two cores, and an idle OpenBLAS pool
+#: spins on the core another worker needs. Measured on the quiet 2-core machine: one reference grading
+#: costs its parent 0.130 CPU s with the default pool and 0.065 with one thread; the whole suite used 747
+#: machine CPU s (381 s) with the default and 700 (357 s) with one thread (docs/design.md, issue 16).
+BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+                    "VECLIB_MAXIMUM_THREADS", "BLIS_NUM_THREADS")
+os.environ.update({var: "1" for var in BLAS_THREAD_VARS})
+if "numpy" in sys.modules:  # a plugin imported numpy first: its pool is already sized, limit it in place
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(limits=1)
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -27,12 +41,34 @@ from autograder.mnist import MNIST
 from autograder.sandbox.launch import reap_children
 from autograder.sandbox.level import Isolation, detect
 from shared_cache import load_mnist_shared, prepare_shared
+import verdict_cache
 
 PreparedEnv = Callable[..., Environment]
 
 if TYPE_CHECKING:
     from autograder.config import CourseConfig
     from autograder.release.build import Build
+
+
+def pytest_configure(config) -> None:
+    """The session's controller (not an xdist worker) makes the folder of shared grade reports
+    (tests/verdict_cache.py); its workers inherit its name through the environment."""
+    if hasattr(config, "workerinput") or os.environ.get(verdict_cache.FOLDER_ENV):
+        return
+    folder = tempfile.mkdtemp(prefix="backprop-lab-test-verdicts-")
+    os.environ[verdict_cache.FOLDER_ENV] = folder
+    config.add_cleanup(lambda: (shutil.rmtree(folder, ignore_errors=True), os.environ.pop(verdict_cache.FOLDER_ENV, None)))
+
+
+#: modules collected first, in this order: the zoo's reports are read back by test_agreement
+#: (tests/verdict_cache.py), and its hang entries are the longest waits of the suite
+FIRST = ("test_grader_zoo.py",)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """The modules of FIRST ahead of the rest (a stable sort: the same order on every xdist worker)."""
+    rank = {name: i for i, name in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(FIRST)))
 
 
 def pytest_xdist_auto_num_workers(config) -> int:
@@ -96,14 +132,13 @@ def trained_env(prepared_env: PreparedEnv) -> Environment:
 
 @pytest.fixture(scope="module")
 def mnist_for_the_tools():
-    """(Used by the otter and nbgrader test modules.) The training tests read the grader's MNIST cache (the .npy split) through BPLAB_MNIST, with one
-    BLAS thread in the grading kernels, as the grader's worker."""
+    """(Used by the otter and nbgrader test modules.) The training tests read the grader's MNIST cache (the
+    .npy split) through BPLAB_MNIST; the kernels have one BLAS thread, as every process of the suite
+    (BLAS_THREAD_VARS above) and as the grader's worker."""
     from autograder.mnist import load_mnist, mnist_dir
     load_mnist()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BPLAB_MNIST", str(mnist_dir()))
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            mp.setenv(var, "1")
         yield
 
 

@@ -12,6 +12,7 @@ import os
 
 import pytest
 
+import verdict_cache
 from autograder.grade import grade_source
 from autograder.report.feedback import render_feedback
 from autograder.results import to_gradescope
@@ -110,6 +111,8 @@ def _grade(entry: Entry, kit, monkeypatch, level: str | None, with_training: boo
         needs_full()
     env = entry_environment(entry, level, with_training)
     graded = grade_contained(entry, probe, canary, env, monkeypatch)
+    if entry.kind in ("correct", "bug"):  # test_agreement grades these again: it reads this report back
+        verdict_cache.remember(entry.build(probe), env, graded.report)
     return graded.report
 
 

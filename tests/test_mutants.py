@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import verdict_cache
 from autograder.config import ACTIVATIONS
 from autograder.mutants import MUTANTS, MutationError, Mutant, for_activation, mutant, mutant_sources, substitute
 from autograder.reference import reference_source
@@ -56,19 +57,17 @@ def env(request, prepared_env):
 
 
 def test_reference_scores_full_marks_without_training(env):
-    from autograder.grade import grade_source
-    report = grade_source(reference_source(env.config.activation), env)
+    report = verdict_cache.graded(reference_source(env.config.activation), env)
     assert all(r.passed for r in report.results if r.check_id != "training"), \
         [r.message for r in report.results if not r.passed]
 
 
 @pytest.mark.parametrize("m", MUTANTS, ids=lambda m: m.mutant_id)
 def test_mutant_gets_its_expected_verdict(env, m):
-    from autograder.grade import grade_source
     if env.config.activation not in m.activations:
         pytest.skip(f"{m.mutant_id} is a bug of {', '.join(m.activations)} years only")
     source = mutant_sources(env.config.activation)[m.mutant_id]
-    report = grade_source(source, env)
+    report = verdict_cache.graded(source, env)
     lost = [r for r in report.results if r.check_id == m.expected_check and not r.passed]
     assert lost, f"{m.mutant_id} lost no points on {m.expected_check}"
     diagnoses = {d for r in lost for d in r.diagnoses}
