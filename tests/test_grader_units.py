@@ -15,7 +15,7 @@ from autograder.checks.known_bugs import diagnose_gradient
 from autograder.cli import main
 from autograder.errors import SubmissionError
 from autograder.grade import grade_source
-from autograder.paths import PROJECT_ROOT, SOLUTIONS_DIR
+from autograder.paths import SOLUTIONS_DIR
 from autograder.reference import load_reference
 from autograder.submission import MAX_SOURCE_BYTES, load_submission, notebook_to_source, syntax_error
 from zoo import sources as S
