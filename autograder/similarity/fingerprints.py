@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 import numpy as np
-from copydetect.utils import get_document_fingerprints
 from pygments.lexers import PythonLexer
 from pygments.token import Comment, Name, String, Text
 
@@ -240,6 +239,9 @@ def _unit(name: str, text: str, start: int, end: int, template: frozenset[int] |
     filtered, token_start, token_end = filter_code(text[start:end], pygments)
     unit = Unit(name, start, end, filtered, token_start, token_end)
     if len(filtered) >= K:
+        # imported here: copydetect imports matplotlib.pyplot (0.5 s of CPU) for its reports, which this
+        # module never draws, and every importer of the similarity package would pay for it
+        from copydetect.utils import get_document_fingerprints
         _, positions = get_document_fingerprints(filtered, K, WINDOW)
         unit.hashes = {int(h): [int(p) for p in pos] for h, pos in positions.items() if int(h) not in template}
     return unit
