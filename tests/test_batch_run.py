@@ -24,6 +24,7 @@ from autograder.batch.runner import run_batch
 from autograder.config import load_config
 from autograder.mutants import mutant_sources
 from autograder.reference import reference_source
+from autograder.sandbox.launch import descendants
 from batch_states import done_counts, log_events, states, workers_gone
 
 CONFIG = load_config()
@@ -142,29 +143,10 @@ def start_batch(subs: Path, out: Path, jobs: int = 2) -> subprocess.Popen:
                              "--jobs", str(jobs)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def below(root: int) -> set[int]:
-    """The processes under ``root`` (children, grandchildren, ...), from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    found, todo = set(), [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
 def training_process(worker: int) -> int | None:
     """The sandboxed student process under pool worker ``worker`` once it has the MNIST training images
     memory-mapped (the grader's training loop, harness.op_train), else None."""
-    for pid in below(worker):
+    for pid in descendants(worker):
         try:
             if "harness" not in Path(f"/proc/{pid}/cmdline").read_text(errors="replace"):
                 continue  # a fork of the worker itself (before its exec) maps the worker's MNIST too
