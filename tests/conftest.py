@@ -18,14 +18,14 @@ import shutil
 import sys
 import tempfile
 
+from autograder.blas import one_thread_env  # imports no numpy: the variables are set before numpy loads
+
 #: One BLAS thread in every process of the suite (its workers, the CLIs and tools they start, their kernels),
 #: set before numpy is first imported here: three xdist workers share two cores, and an idle OpenBLAS pool
 #: spins on the core another worker needs. Measured on the quiet 2-core machine: one reference grading
 #: costs its parent 0.130 CPU s with the default pool and 0.065 with one thread; the whole suite used 747
 #: machine CPU s (381 s) with the default and 700 (357 s) with one thread (docs/design.md, issue 16).
-BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
-                    "VECLIB_MAXIMUM_THREADS", "BLIS_NUM_THREADS")
-os.environ.update({var: "1" for var in BLAS_THREAD_VARS})
+os.environ.update(one_thread_env())
 if "numpy" in sys.modules:  # a plugin imported numpy first: its pool is already sized, limit it in place
     from threadpoolctl import threadpool_limits
     threadpool_limits(limits=1)
@@ -134,7 +134,7 @@ def trained_env(prepared_env: PreparedEnv) -> Environment:
 def mnist_for_the_tools():
     """(Used by the otter and nbgrader test modules.) The training tests read the grader's MNIST cache (the
     .npy split) through BPLAB_MNIST; the kernels have one BLAS thread, as every process of the suite
-    (BLAS_THREAD_VARS above) and as the grader's worker."""
+    (one_thread_env above) and as the grader's worker."""
     from autograder.mnist import load_mnist, mnist_dir
     load_mnist()
     with pytest.MonkeyPatch.context() as mp:

@@ -13,14 +13,13 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Callable
 
+from ..blas import one_thread_env, one_thread_for_children
 from ..config import CourseConfig
 from ..errors import UserError
 from .commit import LOG, grader_error_report, log_event, write_student
 from .plan import Job, is_current, state_for
 
 WORKERS_LOCK = ".workers.lock"
-BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
-             "VECLIB_MAXIMUM_THREADS", "BLIS_NUM_THREADS")
 MAX_POOL_RESTARTS = 3
 PR_SET_PDEATHSIG = 1
 MAX_SLOTS = 256
@@ -67,8 +66,7 @@ def _init_worker(parent_pid: int, config: CourseConfig, with_training: bool,
     the isolation level and allowlists the parent detected (``iso``, ``allowlists``; probed here
     when absent) instead of probing the machine once more per worker."""
     global _ENV, _OUT, _WORKER_LOCK_FD
-    for var in BLAS_VARS:
-        os.environ[var] = "1"
+    os.environ.update(one_thread_env())
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C and SIGTERM are the parent's business:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # it kills the pool once the gradebook is safe
@@ -124,21 +122,6 @@ def _peak_rss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-@contextlib.contextmanager
-def blas_pinned():
-    """Children inherit one-thread BLAS (set before numpy is imported in them); the parent's env is restored."""
-    saved = {v: os.environ.get(v) for v in BLAS_VARS}
-    os.environ.update({v: "1" for v in BLAS_VARS})
-    try:
-        yield
-    finally:
-        for v, old in saved.items():
-            if old is None:
-                os.environ.pop(v, None)
-            else:
-                os.environ[v] = old
-
-
 def _started_not_done(out: Path, since: float) -> set[str]:
     started: dict[str, int] = {}
     try:
@@ -164,7 +147,7 @@ def run_pool(jobs: list[Job], workers: int, config: CourseConfig, with_training:
     while todo:
         since = time.time()
         broken = False
-        with blas_pinned():
+        with one_thread_for_children():
             executor = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx,
                                            initializer=_init_worker,
                                            initargs=(os.getpid(), config, with_training, str(out), iso,

@@ -50,7 +50,8 @@ def reference_step_seconds(ref, batch: int, n_hidden: int, activation: str) -> f
     import sys
     key = (getattr(ref, "__file__", ""), batch, n_hidden, activation)
     if key not in _REF_STEP:
-        env = {**os.environ, **{k: "1" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
+        from ..blas import one_thread_env
+        env = {**os.environ, **one_thread_env()}
         out = subprocess.run([sys.executable, "-c", _STEP_TIMER, str(ref.__file__), str(batch), str(n_hidden),
                               activation], capture_output=True, text=True, env=env, timeout=120, check=True)
         _REF_STEP[key] = max(float(out.stdout.strip().splitlines()[-1]), 1e-6)

@@ -11,19 +11,19 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
+from ..blas import one_thread_for_children
 from . import feedback_alignment, noise, random_hidden, rounding, stale_weights
 from .base import finish
 from .report import write_csv, write_html
 from .result import ExperimentResult
-from .training import (BASELINE, BLAS_ENV, Dataset, RunResult, Settings, Variant, make_dataset, settings_for,
+from .training import (BASELINE, Dataset, RunResult, Settings, Variant, make_dataset, settings_for,
                        single_blas_thread, train_variant)
 from .words import pct, signed
 
@@ -83,21 +83,6 @@ def _run_one(variant: Variant, settings: Settings, data_seed: int, run_seed: int
         return train_variant(variant, _dataset(settings, data_seed), settings, np.random.default_rng(run_seed))
 
 
-@contextmanager
-def _one_blas_thread_env() -> Iterator[None]:
-    """Child processes started inside this block import numpy with one BLAS thread."""
-    saved = {k: os.environ.get(k) for k in BLAS_ENV}
-    os.environ.update({k: "1" for k in BLAS_ENV})
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def default_jobs() -> int:
     env = os.environ.get(JOBS_ENV)
     if env and env.isdigit() and int(env) > 0:
@@ -116,7 +101,7 @@ def train_all(variants: list[Variant], settings: Settings, data_seed: int, run_s
                 on_done(results[i])
     else:
         import multiprocessing
-        with _one_blas_thread_env(), ProcessPoolExecutor(max_workers=jobs,
+        with one_thread_for_children(), ProcessPoolExecutor(max_workers=jobs,
                                                          mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {pool.submit(_run_one, v, settings, data_seed, run_seed): i for i, v in enumerate(variants)}
             for fut in as_completed(futures):

@@ -371,7 +371,6 @@ def train_variant(variant: Variant, data: Dataset, settings: Settings, rng: np.r
 # One BLAS thread: at this size a second thread costs far more than it gives (measured: an epoch takes
 # 0.33 s on one thread and 2.6 s with two threads fighting over two busy cores).
 
-BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 _SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads64_",
             "openblas_set_num_threads", "MKL_Set_Num_Threads", "bli_thread_set_num_threads")
 _GETTERS = {"scipy_openblas_set_num_threads64_": "scipy_openblas_get_num_threads64_",

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..blas import one_thread_env
 from ..config import SandboxLimits
 from .allowlist import Allowlist
 from .cgroups import WorkerGroup
@@ -116,10 +117,8 @@ class LaunchSpec:
 
 def worker_env(scratch: Path) -> dict[str, str]:
     """A clean environment: no secrets of the grader leak into the worker."""
-    threads = {k: "1" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                                "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")}
     return {"PATH": "/usr/bin:/bin", "HOME": str(scratch), "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
-            "TMPDIR": str(scratch), "MPLBACKEND": "Agg", **threads}
+            "TMPDIR": str(scratch), "MPLBACKEND": "Agg", **one_thread_env()}
 
 
 @functools.lru_cache(maxsize=1)
