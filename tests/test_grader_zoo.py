@@ -112,7 +112,7 @@ def _grade(entry: Entry, kit, monkeypatch, level: str | None, with_training: boo
     env = entry_environment(entry, level, with_training)
     graded = grade_contained(entry, probe, canary, env, monkeypatch)
     if entry.kind in ("correct", "bug"):  # test_agreement grades these again: it reads this report back
-        verdict_cache.remember(entry.build(probe), env, graded.report)
+        verdict_cache.remember(graded.source, env, graded.report)
     return graded.report
 
 

@@ -169,6 +169,7 @@ class Graded:
     report: GradeReport
     wall: float
     roots: list[Path] = field(default_factory=list)
+    source: str = ""   # what was graded (the entry built with the probe)
 
 
 def grade_contained(entry: Entry, probe: Probe, canary: Canary, env: Environment, monkeypatch) -> Graded:
@@ -183,7 +184,8 @@ def grade_contained(entry: Entry, probe: Probe, canary: Canary, env: Environment
     monkeypatch.setattr(grade_mod, "WorkerSession", Recording)
     before_children = descendants(os.getpid())
     started = time.perf_counter()
-    report = grade_source(entry.build(probe), env)
+    source = entry.build(probe)
+    report = grade_source(source, env)
     wall = time.perf_counter() - started
 
     bound = wall_bound(entry.seconds)   # entry.seconds on a quiet machine, stretched by the load
@@ -200,7 +202,7 @@ def grade_contained(entry: Entry, probe: Probe, canary: Canary, env: Environment
     for path in GUARDED:
         assert "pwned" not in path.read_text(errors="replace"), f"{entry.name}: {path} was written"
     assert not (PROJECT_ROOT / "autograder" / "evil.py").exists()
-    return Graded(report, wall, roots)
+    return Graded(report, wall, roots, source)
 
 
 def check_verdict(entry: Entry, report: GradeReport, skip_training: bool = True) -> None:
