@@ -355,6 +355,10 @@ def test_a_run_that_reports_steps_it_cannot_have_computed_is_forged():
     assert run.forged(781, 0.02)          # 781 steps in 0.02 CPU s: a reference step costs 1 ms
     assert not run.forged(781, 0.5)       # an honest loop at 2/3 of the reference's cost
     assert not run.forged(0, 0.0)
+    # counted from the untrained checkpoint: CPU spent before it (decoding weights a forged stream
+    # brought along: the zoo's forged_trained_stream) buys nothing (it scored 20/20 one run in five)
+    run.init_used = 0.3
+    assert run.forged(781, 0.32) and not run.forged(781, 0.8)
 
 
 def test_plateau_stops_only_far_above_every_credit_level():

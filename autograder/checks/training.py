@@ -111,15 +111,19 @@ class Run:
     eval_seconds: float = 0.0
     last_step: int = 0
     last_used: float = 0.0
+    init_used: float = 0.0           # worker CPU seconds when the step-0 checkpoint arrived
     ref_step_seconds: float = 0.0    # CPU seconds of one reference step at this batch size and width
 
     def forged(self, step: int, used: float) -> bool:
         """Fewer CPU seconds than any real loop needs for ``step`` steps: the stream was not trained.
-        CPU time may be counted in clock ticks (10 ms): one tick of slack, but never more than half
-        of what is needed, so an early checkpoint (a quarter epoch of a fast reference needs ~10 ms)
-        still catches a stream that spent nothing; a real loop spends four times what is needed."""
+        Counted from the step-0 checkpoint (``init_used``): whatever a stream does before it (decoding
+        weights it brought along, say) is not a training step, so it cannot buy a forged stream the
+        few hundredths of a second an early checkpoint needs. CPU time may be counted in clock ticks
+        (10 ms): one tick of slack, but never more than half of what is needed, so an early checkpoint
+        (a quarter epoch of a fast reference needs ~10 ms) still catches a stream that spent nothing;
+        a real loop spends four times what is needed."""
         need = FORGED_FACTOR * step * self.ref_step_seconds
-        return used + min(0.01, 0.5 * need) < need
+        return (used - self.init_used) + min(0.01, 0.5 * need) < need
 
     def params_from(self, arrays: dict[str, np.ndarray], step: int) -> dict[str, np.ndarray] | None:
         """The checkpoint's params validated against the requested n_hidden BEFORE any evaluation."""
@@ -154,6 +158,7 @@ class Run:
                 return False
             started = time.perf_counter()
             if step == 0:  # trained or not: the first INIT_ROWS test images tell (chance is 90%)
+                self.init_used = used
                 self.init_error, _ = error_rate(ref, params, self.test_X[:INIT_ROWS], self.test_y[:INIT_ROWS])
                 self.eval_seconds += time.perf_counter() - started
                 return self.init_error >= INIT_MIN_ERROR
@@ -167,7 +172,8 @@ class Run:
             self.best_error = min(self.best_error, test_err)
             if self.forged(step, used):
                 self.problem, self.problem_tag = (
-                    f"the training run reported {step} SGD steps after {used:.2f} CPU seconds, under a quarter of "
+                    f"the training run reported {step} SGD steps {used - self.init_used:.2f} CPU seconds after its untrained "
+                    f"checkpoint, under a quarter of "
                     f"what the reference needs ({self.ref_step_seconds * 1e3:.2f} ms per step): the grader's "
                     "training loop was replaced, so this run does not count"), "forged_training"
                 return False
