@@ -5,6 +5,7 @@ below /tmp would be invisible to it (the real tree is /autograder).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -18,7 +19,7 @@ import jsonschema
 import pytest
 
 from autograder.mutants import mutant_sources
-from autograder.paths import cache_dir
+from autograder.paths import COURSE_TOML, cache_dir
 from autograder.reference import reference_source
 from autograder.release.gradescope import build_gradescope, build_local, write_grader_copy
 from autograder.release.yearly import plan_release
@@ -78,16 +79,16 @@ def _outside_tmp() -> Path:
     return Path(tempfile.gettempdir())
 
 
-@pytest.fixture(scope="module")
-def release(tmp_path_factory):
-    """(plan, gradescope zip, local autograder folder, fake /autograder root)."""
-    tmp = tmp_path_factory.mktemp("gradescope")
+@contextlib.contextmanager
+def _release_tree(tmp: Path, course: Path | None = None):
+    """(plan, gradescope zip, local autograder folder, fake /autograder root) of a 2027 release built
+    from ``course`` (a course.toml; the project's own when None)."""
     work = Path(tempfile.mkdtemp(prefix="bplab-release-test-", dir=_outside_tmp()))
     work.chmod(0o755)
     try:
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("BACKPROP_LAB_SECRET", SECRET)
-            plan = plan_release(2027, "relu")
+            plan = plan_release(2027, "relu", *([course] if course else []))
             write_grader_copy(plan, tmp / "copy")
             manifest = {"year": 2027, "activation": "relu"}
             zip_path = tmp / "autograder.zip"
@@ -99,6 +100,26 @@ def release(tmp_path_factory):
         yield plan, zip_path, work / "local", root
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    """(plan, gradescope zip, local autograder folder, fake /autograder root)."""
+    with _release_tree(tmp_path_factory.mktemp("gradescope")) as tree:
+        yield tree
+
+
+@pytest.fixture(scope="module")
+def short_import_release(tmp_path_factory):
+    """The same release built from a course.toml whose import timeout is 3 s, not 20 s: a submission whose
+    import never ends spins out the whole timeout, CPU the verdict does not depend on (limits are data,
+    issue 16)."""
+    tmp = tmp_path_factory.mktemp("gradescope-short-import")
+    text = COURSE_TOML.read_text()
+    assert "\nload_timeout_s = 20.0" in text
+    (tmp / "course.toml").write_text(text.replace("\nload_timeout_s = 20.0", "\nload_timeout_s = 3.0"))
+    with _release_tree(tmp, tmp / "course.toml") as tree:
+        yield tree
 
 
 def grader_env(**extra) -> dict:
@@ -185,8 +206,8 @@ while True:
 '''
 
 
-def test_a_hostile_submission_cannot_forge_the_results(release):
-    _, _, _, root = release
+def test_a_hostile_submission_cannot_forge_the_results(short_import_release):
+    _, _, _, root = short_import_release
     target = str(root / "results" / "results.json")
     planted = json.dumps({"score": 999, "tests": []})
     data, _ = run_gradescope(root, {"mlp.py": HOSTILE.format(path=target)}, planted=planted)
