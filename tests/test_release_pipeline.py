@@ -273,17 +273,19 @@ def test_gate_fails_when_the_skeleton_scores(gate_2027, monkeypatch):
     assert not gate.passed and "skeleton" in [r.subject for r in gate.misses]
 
 
-def test_in_process_checks_agree_with_the_grader_for_every_activation(secret):
-    """The otter/nbgrader checks lose exactly the grader's points on every mutant (training aside)."""
+def test_in_process_checks_agree_with_the_grader_for_every_activation(prepared_env):
+    """The otter/nbgrader checks lose exactly the grader's points on every mutant (training aside).
+    The grader's side is the session's shared report (tests/verdict_cache.py): test_mutants grades the
+    same mutants under the same environment."""
     from autograder.mutants import mutant_sources
-    from autograder.grade import grade_source, prepare
+    from verdict_cache import graded
     for activation in ("sigmoid", "tanh"):
-        config = load_config(activation=activation)
-        tests, env = build_tests(config), prepare(config, with_training=False)
+        env = prepared_env(activation, with_training=False)
+        tests = build_tests(env.config)
         for mid, source in mutant_sources(activation).items():
             ns: dict = {}
             exec(compile(source, mid, "exec"), ns)
-            ours, theirs = by_check(run_tests(tests, ns, with_training=False)), grade_source(source, env).by_check()
+            ours, theirs = by_check(run_tests(tests, ns, with_training=False)), graded(source, env).by_check()
             assert {c: ours[c] for c in theirs if c != "training"} == \
                    {c: v for c, v in theirs.items() if c != "training"}, (activation, mid)
 
