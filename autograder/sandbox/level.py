@@ -69,6 +69,16 @@ def _bwrap_works(bwrap: str, python: str, uid: int | None, gid: int | None) -> b
     return _probe(argv, preexec=_dropper(uid, gid) if uid is not None else None)
 
 
+def _derives(python: str, uid: int | None, gid: int | None) -> bool:
+    """Whether ``python``, run as ``uid``, imports numpy and describes its files (its allowlist)."""
+    from .allowlist import AllowlistError, derive
+    try:
+        derive(python, uid, gid)
+    except AllowlistError:
+        return False
+    return True
+
+
 def _seccomp_in(python: str, uid: int | None, gid: int | None) -> bool:
     from .allowlist import AllowlistError, derive
     try:
@@ -104,8 +114,9 @@ def _level() -> Isolation:
         except KeyError:
             entry = None
     py = sandbox_python()
-    if entry is not None and py.exists() and _probe([str(py), "-I", "-c", "import numpy"],
-                                                    preexec=_dropper(entry.pw_uid, entry.pw_gid)):
+    # deriving its allowlist runs the sandbox python as that user, numpy and every lib-dynload module
+    # imported: the proof that it works (a separate `import numpy` run cost every grader process 0.2 CPU s)
+    if entry is not None and py.exists() and _derives(str(py), entry.pw_uid, entry.pw_gid):
         uid, gid, python = entry.pw_uid, entry.pw_gid, str(py)
         sec = _seccomp_in(python, uid, gid)
         if "full" in allowed and bwrap and _bwrap_works(bwrap, python, uid, gid):
