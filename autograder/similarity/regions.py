@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from copydetect.utils import get_copied_slices
 
 from .fingerprints import K, Fingerprint, Unit
 
@@ -48,6 +47,7 @@ def _token_spans(unit: Unit, lo: int, hi: int, text: str) -> list[tuple[int, int
 
 def regions(fp: Fingerprint, shared: set[int], weight: dict[int, float]) -> list[Region]:
     """The regions of ``fp`` covered by the fingerprints in ``shared``, in text order."""
+    from copydetect.utils import get_copied_slices  # here: copydetect imports pyplot (0.6 CPU s)
     out: list[Region] = []
     for unit in fp.units:
         for kind in ("common", "rare"):
