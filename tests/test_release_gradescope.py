@@ -88,7 +88,7 @@ def _release_tree(tmp: Path, course: Path | None = None):
     try:
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("BACKPROP_LAB_SECRET", SECRET)
-            plan = plan_release(2027, "relu", *([course] if course else []))
+            plan = plan_release(2027, "relu", course)
             write_grader_copy(plan, tmp / "copy")
             manifest = {"year": 2027, "activation": "relu"}
             zip_path = tmp / "autograder.zip"

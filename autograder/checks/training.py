@@ -172,10 +172,10 @@ class Run:
             self.best_error = min(self.best_error, test_err)
             if self.forged(step, used):
                 self.problem, self.problem_tag = (
-                    f"the training run reported {step} SGD steps {used - self.init_used:.2f} CPU seconds after its untrained "
-                    f"checkpoint, under a quarter of "
-                    f"what the reference needs ({self.ref_step_seconds * 1e3:.2f} ms per step): the grader's "
-                    "training loop was replaced, so this run does not count"), "forged_training"
+                    f"the training run reported {step} SGD steps {used - self.init_used:.2f} CPU seconds after "
+                    f"its untrained checkpoint, under a quarter of what the reference needs "
+                    f"({self.ref_step_seconds * 1e3:.2f} ms per step): the grader's training loop was replaced, "
+                    "so this run does not count"), "forged_training"
                 return False
             if test_err < self.target and used <= self.budget:
                 self.reached_at = used

@@ -54,14 +54,22 @@ def _dropper(uid: int, gid: int):
     return drop
 
 
+def _allowlist(python: str, uid: int | None, gid: int | None):
+    """``python``'s allowlist (``allowlist.derive``: it runs ``python`` as ``uid``, numpy and every
+    lib-dynload module imported), or None when it cannot describe itself."""
+    from .allowlist import AllowlistError, derive
+    try:
+        return derive(python, uid, gid)
+    except AllowlistError:
+        return None
+
+
 def _bwrap_works(bwrap: str, python: str, uid: int | None, gid: int | None) -> bool:
     """Start ``python`` inside a root built from its own allowlist, as it will run for students."""
     from ..config import SandboxLimits
-    from .allowlist import AllowlistError, derive
     from .launch import LaunchSpec, _bwrap_root
-    try:
-        allow = derive(python, uid, gid)
-    except AllowlistError:
+    allow = _allowlist(python, uid, gid)
+    if allow is None:
         return False
     spec = LaunchSpec(scratch=Path("/tmp"), harness=Path("/dev/null"), allowlist=allow, limits=SandboxLimits())
     iso = Isolation("full", python, uid, gid, bwrap)
@@ -69,22 +77,9 @@ def _bwrap_works(bwrap: str, python: str, uid: int | None, gid: int | None) -> b
     return _probe(argv, preexec=_dropper(uid, gid) if uid is not None else None)
 
 
-def _derives(python: str, uid: int | None, gid: int | None) -> bool:
-    """Whether ``python``, run as ``uid``, imports numpy and describes its files (its allowlist)."""
-    from .allowlist import AllowlistError, derive
-    try:
-        derive(python, uid, gid)
-    except AllowlistError:
-        return False
-    return True
-
-
 def _seccomp_in(python: str, uid: int | None, gid: int | None) -> bool:
-    from .allowlist import AllowlistError, derive
-    try:
-        return derive(python, uid, gid).seccomp_available
-    except AllowlistError:
-        return False
+    allow = _allowlist(python, uid, gid)
+    return allow is not None and allow.seccomp_available
 
 
 @functools.lru_cache(maxsize=1)
@@ -116,7 +111,7 @@ def _level() -> Isolation:
     py = sandbox_python()
     # deriving its allowlist runs the sandbox python as that user, numpy and every lib-dynload module
     # imported: the proof that it works (a separate `import numpy` run cost every grader process 0.2 CPU s)
-    if entry is not None and py.exists() and _derives(str(py), entry.pw_uid, entry.pw_gid):
+    if entry is not None and py.exists() and _allowlist(str(py), entry.pw_uid, entry.pw_gid) is not None:
         uid, gid, python = entry.pw_uid, entry.pw_gid, str(py)
         sec = _seccomp_in(python, uid, gid)
         if "full" in allowed and bwrap and _bwrap_works(bwrap, python, uid, gid):
