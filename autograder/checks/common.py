@@ -4,9 +4,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..results import CheckResult
 from ..judges import squeeze_to  # noqa: F401
@@ -121,17 +119,5 @@ def failure_tag(reply: Reply) -> list[str]:
                 reply.kind, ["exception"])
 
 
-def param_arrays(params: dict[str, np.ndarray], prefix: str = "") -> dict[str, np.ndarray]:
-    return {prefix + k: np.asarray(v) for k, v in params.items()}
-
-
 def fmt(x: float) -> str:
     return f"{x:.2e}"
-
-
-def evidence_float(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if np.isfinite(v) else None
